@@ -1,0 +1,40 @@
+# The two commands of the README's contract: `make run` and `make test`.
+# Each creates .venv when missing and installs the project into it (editable).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch-fidelity imports torchvision, whose builds must match torch exactly: pin the pair that
+# lies on this machine kind's local disk so that pip never downloads a multi-GB build.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-all lint bench venv clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q $(TORCH_PINS)
+	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/genbench run --table
+
+test: $(STAMP)
+	$(BIN)/ruff check genbench baselines tests benchmarks
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ""
+
+lint: $(STAMP)
+	$(BIN)/ruff check genbench baselines tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q benchmarks -m "" --benchmark-only -p no:randomly
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

@@ -1,0 +1,80 @@
+"""The contract between the training harness and a trainable model family.
+
+A family subclasses :class:`TrainableModel` and supplies its loss step; the harness owns
+everything else: device, precision, data order, seeding, checkpoints, resume, validation and
+checkpoint selection, curves and progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+class StepContext:
+    """Given to ``training_step``: the step number, the device, and precision helpers.
+
+    ``autocast()`` is the mixed-precision context (bf16 autocast on CUDA when enabled, a no-op
+    on CPU). ``generator`` is the harness-owned ``torch.Generator`` for any randomness the step
+    needs (noise, reparameterisation), so that resumption is exact.
+    """
+
+    def __init__(self, step: int, device: torch.device, *, amp: bool, generator: torch.Generator) -> None:
+        self.step = step
+        self.device = device
+        self.amp = amp
+        self.generator = generator
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        if self.amp and self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                yield
+        else:
+            yield
+
+
+class TrainableModel(nn.Module):
+    """Base class of every harness-trained family.
+
+    Subclasses set ``family`` and implement ``configure_optimizers``, ``training_step`` and
+    ``sample``, optionally ``validation_scores``. A model is rebuilt from
+    ``(config, dataset info)`` alone, so ``__init__(config, info)`` must not need data.
+    """
+
+    family: ClassVar[str] = ""
+    #: the key of validation_scores() used for checkpoint selection, and its direction
+    select_metric: ClassVar[str | None] = None
+    select_higher_is_better: ClassVar[bool] = True
+
+    def __init__(self, config: Any, info: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.info = info
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Named optimisers (``{"model": ...}`` or ``{"g": ..., "d": ...}``); state is checkpointed."""
+        raise NotImplementedError
+
+    def training_step(self, x: torch.Tensor, ctx: StepContext,
+                      optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+        """One optimisation step on batch ``x`` (already on the device); does its own
+        zero_grad / backward / step (a GAN may take k discriminator steps) and returns
+        scalar losses for the curves and progress bar, as Python floats."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def validation_scores(self, x: torch.Tensor) -> dict[str, float]:
+        """Scores on validation data for checkpoint selection (e.g. ``{"val_elbo": ...}``)."""
+        return {}
+
+    def sample(self, n: int, *, seed: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
