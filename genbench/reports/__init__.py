@@ -1,0 +1,1 @@
+"""Reports: tidy rows -> tables -> CSV / HTML, sample grids and galleries (no torch import at module level)."""
