@@ -1,0 +1,163 @@
+"""Evaluating one cell: the one road every number in a table travels.
+
+generator -> samples -> (features -> quality metrics) + likelihood estimators + overfitting
+checks + coverage -> MetricResult records and artifacts in the run folder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from genbench._io import atomic_save_npz, hash_text
+from genbench._validation import check_finite, check_range
+from genbench.data import Dataset, MixtureDataset, load_dataset
+from genbench.matrix import Cell, EvalConfig
+from genbench.results import MetricResult
+from genbench.runs import RunFolder
+
+
+@dataclass
+class CellOutput:
+    metrics: list[MetricResult]
+    artifacts: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
+    control: bool = False
+
+
+def derive_seed(seed: int, stream: str) -> int:
+    """Independent, reproducible seeds for the streams of one run (sampling, bootstrap, ...)."""
+    return int(hash_text(f"{seed}/{stream}"), 16) % (2**31 - 1)
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but CUDA is not available; use device = 'auto' or 'cpu'.")
+    return torch.device(device)
+
+
+def draw_samples(generator: Any, n: int, *, seed: int, dataset: Dataset, batch: int = 2000) -> torch.Tensor:
+    """Draw ``n`` samples in batches (seeded per batch) and check shape, range and finiteness."""
+    out = []
+    for i, start in enumerate(range(0, n, batch)):
+        m = min(batch, n - start)
+        x = generator.sample(m, seed=derive_seed(seed, f"sample/{i}"))
+        out.append(x.detach().float().cpu())
+    x = torch.cat(out)
+    expected = (n, *dataset.info.shape)
+    if tuple(x.shape) != expected:
+        raise ValueError(f"generator returned samples of shape {tuple(x.shape)}, expected {expected} for "
+                         f"{dataset.name}; sample(n, seed=) must return (n, *data_shape).")
+    a = x.numpy()
+    check_finite(a, "generated samples")
+    if dataset.info.value_range is not None:
+        check_range(a, *dataset.info.value_range, "generated samples")
+    return x
+
+
+def _quality(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, ref: torch.Tensor, rf: RunFolder,
+             seed: int, device: torch.device) -> tuple[list[MetricResult], np.ndarray | None]:
+    from genbench.features import extract, get_extractor
+    from genbench.metrics.quality import evaluate_quality
+
+    name = ev.extractor
+    if name == "domain":
+        name = f"domain:{ds.name}" if ds.info.kind == "image" and ds.info.n_classes else "pixels"
+    extractor = get_extractor(name, device=device, seed=0)
+    cache = rf.path.parent.parent / "cache"
+    real = extract(extractor, ref, device=device, cache_dir=cache,
+                   cache_key=f"{ds.info.content_hash}/{ev.reference}")
+    fk = extract(extractor, fake, device=device)
+    res = evaluate_quality(
+        real["features"], fk["features"], fake_probs=fk.get("probs"), real_probs=real.get("probs"),
+        extractor_id=extractor.id, ref_split=ev.reference, seed=derive_seed(seed, "quality"), n_boot=ev.n_boot,
+    )
+    acc = getattr(extractor, "accuracy", None)
+    if acc is not None:  # every result that used the domain classifier records its accuracy
+        res = [r.with_(params={**r.params, "extractor_test_accuracy": acc}) for r in res]
+    return res, fk.get("probs")
+
+
+def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
+    """Train or load the cell's generator, sample, evaluate every requested family, write artifacts."""
+    from genbench.generators import get_generator_spec
+    from genbench.harness import build_generator
+
+    ev = cell.evaluation
+    device = resolve_device(ev.device)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    ds = load_dataset(cell.dataset)
+    spec = get_generator_spec(cell.generator.name)
+    if ds.info.kind not in spec.dataset_kinds:
+        raise ValueError(f"generator {cell.generator.name!r} supports {', '.join(spec.dataset_kinds)} datasets, "
+                         f"but {cell.dataset!r} is {ds.info.kind}; remove this cell from the matrix.")
+    gen, train_info = build_generator(
+        cell.generator.name, ds, seed=cell.seed, run=rf, model_overrides=cell.generator.model,
+        train_overrides=cell.generator.train, device=device,
+    )
+    timings["train_s"] = time.perf_counter() - t
+    metrics: list[MetricResult] = list(train_info.get("metrics", []))
+    artifacts: dict[str, str] = dict(train_info.get("artifacts", {}))
+
+    t = time.perf_counter()
+    with torch.no_grad():
+        fake = draw_samples(gen, ev.n_samples, seed=derive_seed(cell.seed, "eval"), dataset=ds)
+    timings["sample_s"] = time.perf_counter() - t
+    samples_path = rf.artifacts / "samples.npz"
+    atomic_save_npz(samples_path, x=fake[: min(len(fake), 2000)].numpy())
+    artifacts["samples"] = str(samples_path.relative_to(rf.path))
+    if ds.info.kind == "image":
+        from genbench.reports.grids import write_sample_grid
+
+        p = write_sample_grid(rf.artifacts / "samples.png", fake[:64].numpy())
+        artifacts["sample_grid"] = str(p.relative_to(rf.path))
+    else:
+        from genbench.reports.grids import write_scatter
+
+        p = write_scatter(rf.artifacts / "samples.png", fake[:5000].numpy(), ds.split("train").x[:5000].numpy())
+        artifacts["sample_scatter"] = str(p.relative_to(rf.path))
+
+    ref = ds.split(ev.reference).x
+    fake_probs = None
+    if "quality" in ev.families:
+        t = time.perf_counter()
+        res, fake_probs = _quality(ev, ds, fake, ref, rf, cell.seed, device)
+        metrics += res
+        timings["quality_s"] = time.perf_counter() - t
+    if "likelihood" in ev.families:
+        from genbench.metrics.likelihood import evaluate_likelihood
+
+        t = time.perf_counter()
+        metrics += evaluate_likelihood(dataset=ds, samples=fake, model=gen, k=ev.iwae_k,
+                                       n_test=ev.n_test or None, seed=derive_seed(cell.seed, "likelihood"),
+                                       device=device)
+        timings["likelihood_s"] = time.perf_counter() - t
+    if "overfitting" in ev.families and ds.info.kind == "image":
+        from genbench.metrics.overfitting import evaluate_overfitting
+        from genbench.reports.gallery import write_nn_gallery
+
+        t = time.perf_counter()
+        flat = lambda a: a.reshape(len(a), -1).numpy()  # noqa: E731
+        train_x = ds.split("train").x
+        metrics += evaluate_overfitting(flat(fake), flat(train_x), flat(ds.split(ev.reference).x),
+                                        space_name="pixels", seed=derive_seed(cell.seed, "overfitting"))
+        g = write_nn_gallery(rf.artifacts / "nn_gallery.png", fake.numpy(), train_x.numpy(), n=ev.gallery_n)
+        artifacts["nn_gallery"] = str(g.relative_to(rf.path))
+        timings["overfitting_s"] = time.perf_counter() - t
+    if "coverage" in ev.families:
+        from genbench.metrics import coverage
+
+        if isinstance(ds, MixtureDataset):
+            metrics += coverage.evaluate_mode_coverage(fake.numpy(), ds)
+        elif fake_probs is not None:
+            metrics += coverage.class_coverage(np.asarray(fake_probs))
+    return CellOutput(metrics=metrics, artifacts=artifacts, timings=timings, device=str(device),
+                      control=not spec.trained)
