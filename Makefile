@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check genbench baselines tests benchmarks
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest -q benchmarks -m "" --benchmark-only -p no:randomly
+	$(BIN)/python -m pytest -q benchmarks -m "" --benchmark-only
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -70,8 +70,8 @@ def _quality(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, ref: torch.Tensor,
     name = ev.extractor
     if name == "domain":
         name = f"domain:{ds.name}" if ds.info.kind == "image" and ds.info.n_classes else "pixels"
-    extractor = get_extractor(name, device=device, seed=0)
-    cache = rf.path.parent.parent / "cache"
+    cache = rf.path.parent.parent / "cache"  # shared by all cells of a results directory
+    extractor = get_extractor(name, device=device, seed=0, cache_dir=cache)
     real = extract(extractor, ref, device=device, cache_dir=cache,
                    cache_key=f"{ds.info.content_hash}/{ev.reference}")
     fk = extract(extractor, fake, device=device)
