@@ -95,7 +95,14 @@ def _load_idx_dataset(name: str, subdirs: list[str], root: Any) -> Dataset:
     arr = {k: read_idx(p) for k, p in found.items() if p is not None}
     for part in ("train", "test"):
         xi, yi = arr[f"{part}_images"], arr[f"{part}_labels"]
-        if xi.ndim != 3 or yi.ndim != 1 or len(xi) != len(yi):
+        # a valid IDX file of the wrong kind (labels where images belong, or the reverse)
+        for key, want, magic in ((f"{part}_images", 3, 2051), (f"{part}_labels", 1, 2049)):
+            if arr[key].ndim != want:
+                raise DataFileError(
+                    f"{found[key]}: expected an IDX {'image' if want == 3 else 'label'} file (magic {magic}, "
+                    f"{want}-D) but it holds a {arr[key].ndim}-D array; the files may be swapped or misnamed."
+                )
+        if len(xi) != len(yi):
             raise DataFileError(
                 f"{found[f'{part}_images']}: {len(xi)} images but {found[f'{part}_labels']} has {len(yi)} labels; "
                 "the image and label files do not belong together."
