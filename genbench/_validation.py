@@ -84,3 +84,83 @@ def check_images(x: Any, name: str, *, value_range: tuple[float, float] | None =
     if value_range is not None:
         check_range(a, *value_range, name)
     return a
+
+
+# --- sample-quality metrics (features, probabilities, sample counts) ---------------------------
+
+
+def check_feature_pair(real: Any, fake: Any, *, min_n: int = 1, metric: str = "", why: str = "",
+                       fix: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Validate two feature sets for a two-sample metric; returns float64 (n, d) arrays.
+
+    Checks 2-D shape, at least ``min_n`` rows in each, finite values and equal widths, with
+    messages that name the metric, the count and the fix.
+    """
+    what = f" for {metric}" if metric else ""
+    out = []
+    for a, name in ((real, "real"), (fake, "fake")):
+        a = as_numpy(a)
+        if a.ndim != 2:
+            raise ValueError(
+                f"{name} features{what} must be a 2-D array of shape (n_samples, n_features); got shape "
+                f"{tuple(a.shape)}. Flatten images or extract features first."
+            )
+        if a.dtype.kind not in "fiub":
+            raise ValueError(f"{name} features{what} must be numeric; got dtype {a.dtype}.")
+        check_n(len(a), min_n, name, why=why or what.strip(), fix=fix)
+        check_finite(a, name, hint="check the generator's output and the feature extractor")
+        out.append(a.astype(np.float64, copy=False))
+    if out[0].shape[1] != out[1].shape[1]:
+        raise ValueError(
+            f"real and fake features{what} have different widths ({out[0].shape[1]} vs {out[1].shape[1]}); "
+            "extract both with the same feature extractor."
+        )
+    return out[0], out[1]
+
+
+def check_probabilities(p: Any, name: str, *, atol: float = 1e-4) -> np.ndarray:
+    """Validate class probabilities (n, classes): finite, in [0, 1], rows summing to 1; float64."""
+    a = as_numpy(p)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_classes); got shape {tuple(a.shape)}.")
+    check_finite(a, name, hint="check the classifier's output")
+    a = a.astype(np.float64, copy=False)
+    sums = a.sum(axis=1)
+    bad = (a.min(axis=1) < -atol) | (np.abs(sums - 1.0) > atol)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise ValueError(
+            f"{name} has {int(bad.sum())} of {len(a)} rows that are not probability vectors (row {first} sums to "
+            f"{sums[first]:.6g}, min {a[first].min():.4g}); pass softmax outputs, or pass logits with kind='logits'."
+        )
+    return a
+
+
+def check_positive_int(v: Any, name: str, *, minimum: int = 1) -> int:
+    """An integer >= ``minimum`` (bools rejected)."""
+    if isinstance(v, bool) or not isinstance(v, int | np.integer) or int(v) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {v!r}.")
+    return int(v)
+
+
+def check_rows(x: Any, name: str, *, min_n: int = 1, dtype: Any = None) -> np.ndarray:
+    """Samples as a finite 2-D (n, d) array: (n, d) is kept, (N, C, H, W) or any (N, ...) is flattened.
+
+    ``dtype=None`` keeps float32 / float64 (so large float32 sets are not doubled) and turns
+    anything else (integers, bool, float16) into float64.
+    """
+    a = as_numpy(x)
+    if a.ndim < 2:
+        raise ValueError(
+            f"{name} must have one row per sample, shape (n, d) or (N, C, H, W); got shape {tuple(a.shape)}."
+        )
+    a = a.reshape(len(a), -1)
+    if a.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric; got dtype {a.dtype}.")
+    check_n(len(a), min_n, name)
+    if dtype is not None:
+        a = a.astype(dtype, copy=False)
+    elif a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    check_finite(a, name)
+    return a
