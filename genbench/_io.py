@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,9 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[BinaryIO], None]) ->
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp creates 0600; give the file the mode an ordinary write would (keep an existing
+            # file's mode, else 0666 & ~umask), so results stay readable by the group / a web server
+            os.chmod(tmp, _target_mode(path))
             writer(f)
             f.flush()
             os.fsync(f.fileno())
@@ -36,6 +40,26 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[BinaryIO], None]) ->
             pass
         raise
     return path
+
+
+def _umask() -> int:
+    try:  # Linux >= 4.7 reports it without changing it
+        with open("/proc/self/status", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _target_mode(path: Path) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
