@@ -107,15 +107,27 @@ class ResultsStore:
             Path(str(tmp) + suffix).unlink(missing_ok=True)
         fresh = ResultsStore(self.root, path=tmp)
         n = 0
-        with fresh._connect() as con, con:
-            for rf in iter_run_folders(self.root):
-                rec = rf.read_result()
-                if rec is None:
-                    continue
-                fresh._put(con, rec, rf.path)
-                n += 1
-        with fresh._connect() as con:
-            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        try:
+            with fresh._connect() as con, con:
+                for rf in iter_run_folders(self.root):
+                    try:
+                        rec = rf.read_result()
+                        if rec is None:
+                            continue
+                        fresh._put(con, rec, rf.path)
+                    except (ValueError, KeyError, TypeError, OSError) as e:
+                        # the index is left as it was; say which run folder to fix or remove
+                        raise ValueError(
+                            f"{rf.result_path}: cannot index this run ({type(e).__name__}: {e}); fix or remove "
+                            "the run folder, then rebuild again. The existing index was left unchanged."
+                        ) from e
+                    n += 1
+            with fresh._connect() as con:
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except BaseException:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(tmp) + suffix).unlink(missing_ok=True)
+            raise
         for suffix in ("-wal", "-shm"):
             Path(str(self.path) + suffix).unlink(missing_ok=True)
         os.replace(tmp, self.path)
