@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 import types
 import typing
@@ -106,13 +107,15 @@ def from_dict(cls: type[C], d: dict[str, Any], *, where: str = "") -> C:
 
 def override(config: C, overrides: dict[str, Any], *, where: str = "") -> C:
     """``config`` with ``overrides`` applied (nested dataclasses take nested tables)."""
-    base = to_dict(config)
+    return from_dict(type(config), _merge(to_dict(config), overrides), where=where or type(config).__name__)
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    # recursive: a nested override changes only the leaves it names, at any depth
+    out = dict(base)
     for k, v in overrides.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            base[k] = {**base[k], **v}
-        else:
-            base[k] = v
-    return from_dict(type(config), base, where=where or type(config).__name__)
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -147,7 +150,7 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, int | float):
         return repr(v)
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        return '"' + "".join(_toml_char(c) for c in v) + '"'
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
@@ -155,8 +158,24 @@ def _toml_value(v: Any) -> str:
     raise ConfigError(f"cannot write {type(v).__name__} to TOML")
 
 
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\b": "\\b", "\f": "\\f"}
+
+
+def _toml_char(c: str) -> str:
+    # TOML basic strings allow tab but no other control character unescaped
+    if c in _TOML_ESCAPES:
+        return _TOML_ESCAPES[c]
+    if (ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F:
+        return f"\\u{ord(c):04X}"
+    return c
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+    # bare keys are ASCII letters, digits, _ and - only; anything else is quoted
+    return k if _BARE_KEY.fullmatch(k) else _toml_value(k)
 
 
 def dumps_toml(d: dict[str, Any], _prefix: str = "") -> str:
