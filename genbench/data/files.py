@@ -157,11 +157,11 @@ def load_cifar10(root: Any = None) -> Dataset:
     base = data_root(root)
     dirs = [base / "cifar-10-batches-py", base / "cifar10", base]
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for d in dirs:
-        if all((d / n).is_file() for n in names):
-            break
-    else:
-        raise _missing("cifar10", names, dirs)
+    present = {d: [n for n in names if (d / n).is_file()] for d in dirs}
+    d = max(dirs, key=lambda k: len(present[k]))  # the first folder holding the most batches
+    if len(present[d]) < len(names):
+        # name only what is missing from the most complete folder (or all six if none has any)
+        raise _missing("cifar10", [n for n in names if n not in present[d]], dirs)
     tr = [_read_cifar_batch(d / n) for n in names[:5]]
     x_tr = np.concatenate([t[0] for t in tr]).astype(np.float32) / 255.0
     y_tr = np.concatenate([t[1] for t in tr])
@@ -276,7 +276,12 @@ def load_folder(path: str, *, resize: tuple[int, int] | None = None, grayscale: 
                 im.load()
                 mode = im.mode
                 if grayscale is None:
-                    grayscale = mode in ("L", "1", "I", "I;16")
+                    grayscale = mode in ("L", "1", "I", "I;16", "I;16B", "I;16L", "LA")
+                if mode in ("I", "I;16", "I;16B", "I;16L"):
+                    # 16-bit grey: Pillow's convert("L") clips at 255 instead of scaling; map 0..65535 to
+                    # 0..255 (the usual /257 down-conversion) so the image keeps its grey levels
+                    a16 = np.asarray(im, dtype=np.float64)
+                    im = Image.fromarray(np.clip(np.round(a16 / 257.0), 0, 255).astype(np.uint8))
                 im = im.convert("L" if grayscale else "RGB")
                 if resize is not None:
                     im = im.resize((resize[1], resize[0]), Image.BILINEAR)
