@@ -412,6 +412,11 @@ def test_cifar10_missing_batch(tmp_path):
     with pytest.raises(DataFileError) as e:
         load_dataset("cifar10", root=tmp_path)
     assert "test_batch" in str(e.value) and str(folder) in str(e.value) and "cs.toronto.edu" in str(e.value)
+    missing = str(e.value).split("Looked in")[0]
+    assert "data_batch" not in missing  # only what is actually missing is named
+    with pytest.raises(DataFileError) as e:
+        load_dataset("cifar10", root=tmp_path / "empty")
+    assert all(f"data_batch_{i}" in str(e.value) for i in range(1, 6))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,6 +458,24 @@ def test_folder_flat_rgb_unlabelled(tmp_path):
     x = ds.split("all").x.numpy()
     assert x.shape == (2, 3, 4, 6) and ds.split("all").y is None and ds.info.n_classes is None
     np.testing.assert_array_equal(x[0], a.transpose(2, 0, 1).astype(np.float32) / 255)
+
+
+def test_folder_16_bit_and_grey_alpha_pngs(tmp_path):
+    from PIL import Image
+
+    a16 = (np.arange(20, dtype=np.uint16).reshape(4, 5) * 3449)  # 0 .. 65531
+    Image.fromarray(a16).save(tmp_path / "a.png")
+    assert Image.open(tmp_path / "a.png").mode.startswith("I")  # really a 16-bit file
+    x = load_dataset(f"folder:{tmp_path}").split("all").x.numpy()
+    assert x.shape == (1, 1, 4, 5)
+    # 16-bit grey levels scaled to [0, 1], to 8-bit precision (not clipped to white)
+    np.testing.assert_allclose(x[0, 0], a16 / 65535, atol=1 / 510 + 1e-6)
+    la = np.stack([np.arange(20, dtype=np.uint8).reshape(4, 5) * 10, np.full((4, 5), 255, np.uint8)], axis=-1)
+    (tmp_path / "a.png").unlink()
+    Image.fromarray(la, mode="LA").save(tmp_path / "b.png")
+    x = load_dataset(f"folder:{tmp_path}").split("all").x.numpy()
+    assert x.shape == (1, 1, 4, 5)  # grey with alpha is grey
+    np.testing.assert_array_equal(x[0, 0], la[..., 0] / np.float32(255))
 
 
 def test_folder_mixed_sizes_names_the_file_and_resize_fixes_it(tmp_path):
