@@ -37,7 +37,12 @@ def results_dir(path: str | os.PathLike | None = None) -> Path:
 
 
 def safe_name(s: str) -> str:
-    return _SAFE.sub("_", s).strip("_")
+    """``s`` as a single path component: runs of other characters than letters, digits, ``._-`` become ``_``."""
+    name = _SAFE.sub("_", s).strip("_")
+    # "", "." and ".." would put the run folder at (or above) runs/ itself
+    if not name.strip("."):
+        raise ValueError(f"run id {s!r} gives no usable folder name; use letters, digits, '.', '_' or '-'.")
+    return name
 
 
 @dataclass
