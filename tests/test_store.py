@@ -54,7 +54,7 @@ def tmp_leftovers(folder: Path) -> list[str]:
 def test_run_folder_write_and_read(tmp_path):
     rf, rec = make_run(tmp_path, "vae/digits s0", {"fid": 1.5, "is_score": 7.25}, cell_id="c1")
     assert rf.path == tmp_path / "runs" / "vae_digits_s0" and rf.run_id == "vae_digits_s0"
-    assert safe_name("a b/c:d") == "a_b_c_d"
+    assert safe_name("a b/c:d") == "a_b_c_d" and safe_name("gan (wgan)") == "gan_wgan"
     back = rf.read_result()
     assert back == json.loads(json.dumps(rec)) and back["status"] == "done" and back["cell_id"] == "c1"
     ms = [MetricResult.from_dict(m) for m in back["metrics"]]
@@ -68,6 +68,15 @@ def test_run_folder_write_and_read(tmp_path):
     assert rf.checkpoints.is_dir() and rf.artifacts.is_dir()
     assert [r.run_id for r in iter_run_folders(tmp_path)] == ["vae_digits_s0"]
     assert iter_run_folders(tmp_path / "nothing") == []
+
+
+@pytest.mark.parametrize("run_id", ["..", ".", "", "///", "..."])
+def test_run_id_cannot_escape_the_runs_folder(tmp_path, run_id):
+    with pytest.raises(ValueError, match="no usable folder name"):
+        RunFolder.open(tmp_path, run_id)
+    assert not (tmp_path / "result.json").exists() and not (tmp_path / "runs" / "result.json").exists()
+    for ok in ("../x", "../..", "a/../../b"):  # slashes never survive: always one folder inside runs/
+        assert RunFolder.open(tmp_path, ok).path.parent == tmp_path / "runs"
 
 
 def test_run_folder_status_and_unfinished(tmp_path):
