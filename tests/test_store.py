@@ -387,3 +387,33 @@ def test_hash_arrays_is_content_based():
     assert hash_arrays(a) != hash_arrays(a.reshape(3, 2))  # same bytes, other shape
     assert hash_arrays(a) != hash_arrays(a.astype(np.float64))
     assert hash_arrays(a) != hash_arrays(a, extra="x") and hash_arrays(a, None) != hash_arrays(a)
+
+
+WRITER_CHILD = """
+import sys
+from genbench.store import ResultsStore
+from genbench.results import MetricResult
+
+st = ResultsStore(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    m = MetricResult(metric="fid", value=float(i), protocol="fid@test/n=10").to_dict()
+    st.put({"run_id": f"{sys.argv[2]}-{i:03d}", "status": "done", "metrics": [m]})
+"""
+
+
+def test_concurrent_writers_from_several_processes(tmp_path):
+    """Executors write from several worker processes at once: no put is lost, none fails with 'locked'."""
+    ResultsStore(tmp_path)
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER_CHILD, str(tmp_path), w, "25"], stderr=subprocess.PIPE,
+                              text=True) for w in ("w1", "w2", "w3")]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errs
+    store = ResultsStore(tmp_path)
+    assert len(store.runs()) == 75
+    df = store.to_frame()
+    assert len(df) == 75 and sorted(df[df.run_id.str.startswith("w2")].value) == [float(i) for i in range(25)]
+
+
+def test_empty_store_frame(tmp_path):
+    df = ResultsStore(tmp_path).to_frame()
+    assert len(df) == 0 and {"run_id", "metric", "protocol", "value"} <= set(df.columns)
