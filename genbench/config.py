@@ -140,7 +140,7 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
     try:
         with open(p, "rb") as f:
             return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:  # TOML files are UTF-8
         raise ConfigError(f"{p}: not valid TOML ({e}).") from e
 
 
