@@ -158,3 +158,6 @@ def test_load_toml(tmp_path):
     p.write_text("steps = = 3\n")
     with pytest.raises(ConfigError, match=r"c\.toml: not valid TOML \(.*line 1"):
         load_toml(p)
+    p.write_bytes('name = "caf\u00e9"\n'.encode("latin-1"))  # not UTF-8
+    with pytest.raises(ConfigError, match=r"c\.toml: not valid TOML \(.*utf-8"):
+        load_toml(p)
