@@ -335,9 +335,11 @@ def data_copying_ct(fake: Any, train: Any, test: Any, *, space_name: str = "pixe
     k = int(np.clip(n // 40, 2, 50)) if n_cells is None else int(n_cells)
     if not 1 <= k <= len(t):
         raise ValueError(f"n_cells must be in [1, {len(t)}] (the number of training samples); got {n_cells}.")
-    tau = CT_MIN_FAKE_PER_CELL / m if tau is None else float(tau)
-    if not 0.0 <= tau < 1.0:
+    if tau is None:
+        tau = CT_MIN_FAKE_PER_CELL / m  # >= 1 when m <= 10: then no cell qualifies (error below)
+    elif not 0.0 <= tau < 1.0:
         raise ValueError(f"tau must be in [0, 1); got {tau}.")
+    tau = float(tau)
 
     t64 = t.astype(np.float64, copy=False)
     km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(t64)
