@@ -185,6 +185,9 @@ def parse_matrix(d: dict[str, Any], *, source: str = "") -> Matrix:
         if unknown:
             raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; accepted: datasets, generators, seeds, "
                               "evaluation.")
+        for req in ("datasets", "generators"):
+            if not isinstance(b[req], list) or not b[req]:
+                raise ConfigError(f"{where}.{req}: expected a non-empty list, got {b[req]!r}.")
         gens = tuple(_generator_entry(g, f"{where}.generators[{j}]") for j, g in enumerate(b["generators"]))
         seeds = b.get("seeds", [0])
         if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,7 +50,9 @@ class MetricResult:
     warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, int | float) or not math.isfinite(float(self.value)):
+        if isinstance(self.value, numbers.Real) and not isinstance(self.value, bool):
+            object.__setattr__(self, "value", float(self.value))  # numpy scalars -> a plain float
+        if not isinstance(self.value, float) or not math.isfinite(self.value):
             raise ValueError(f"{self.metric}: value must be a finite number, got {self.value!r}")
         if self.kind is not None and self.kind not in ESTIMATOR_KINDS:
             raise ValueError(f"{self.metric}: kind must be one of {ESTIMATOR_KINDS}, got {self.kind!r}")

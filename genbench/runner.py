@@ -23,7 +23,7 @@ from genbench._progress import progress
 from genbench.matrix import Cell, Matrix
 from genbench.provenance import now_iso, provenance
 from genbench.results import SCHEMA_VERSION
-from genbench.runs import RunFolder, results_dir
+from genbench.runs import RunFolder, results_dir, safe_name
 from genbench.store import ResultsStore
 
 log = logging.getLogger("genbench.run")
@@ -200,10 +200,11 @@ def run_matrix(
     summary = RunSummary(matrix.name, root, store.path, len(cells))
     todo: list[Cell] = []
     for c in cells:
-        rec = RunFolder(root / "runs" / c.cell_id).read_result() if (root / "runs" / c.cell_id).exists() else None
+        folder = root / "runs" / safe_name(c.cell_id)
+        rec = RunFolder(folder).read_result() if folder.exists() else None
         if rec is not None and (rec.get("status") == "done" or (rec.get("status") == "failed" and not retry_failed)):
             if store.status(c.cell_id) != rec.get("status"):  # killed between folder write and index
-                store.put(rec, path=root / "runs" / c.cell_id)
+                store.put(rec, path=folder)
             summary.skipped.append(c.cell_id)
             if rec.get("status") == "failed":
                 summary.failed[c.cell_id] = rec.get("error") or "failed"
