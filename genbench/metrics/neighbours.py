@@ -134,11 +134,11 @@ def nearest_neighbours(
     r_dev = r.to(dev)
     mu = torch.zeros(d, dtype=torch.float64, device=dev)
     for rs in range(0, len(r_dev), ref_batch_size):  # chunked: no float64 copy of all references
-        mu += r_dev[rs : rs + ref_batch_size].double().sum(0)
+        mu += r_dev[rs : rs + ref_batch_size].sum(0, dtype=torch.float64)
     mu /= len(r_dev)
     r32 = torch.empty(r_dev.shape, dtype=torch.float32, device=dev)
     for rs in range(0, len(r_dev), ref_batch_size):
-        r32[rs : rs + ref_batch_size] = (r_dev[rs : rs + ref_batch_size].double() - mu).float()
+        r32[rs : rs + ref_batch_size] = _centre32(r_dev[rs : rs + ref_batch_size], mu)
     r32_sq = (r32 * r32).sum(1)
     r_norm_max = float(r32_sq.max().sqrt())
 
@@ -147,7 +147,7 @@ def nearest_neighbours(
     for qs in range(0, n, batch_size):
         qe = min(qs + batch_size, n)
         x = q[qs:qe].to(dev)
-        x32 = (x.double() - mu).float()
+        x32 = _centre32(x, mu)
         x32_sq = (x32 * x32).sum(1)
         cand_v, cand_i = _candidates(x32, x32_sq, r32, r32_sq, kp, ref_batch_size, qs if exclude_self else None)
 
@@ -157,8 +157,8 @@ def nearest_neighbours(
         exact = torch.empty(cand_i.shape, dtype=torch.float64, device=dev)
         step = max(1, 2**24 // (kp * d))
         for bs in range(0, len(x), step):
-            diff = xd[bs : bs + step, None, :] - r_dev[cand_i[bs : bs + step]].double()
-            exact[bs : bs + step] = (diff * diff).sum(-1)
+            diff = r_dev[cand_i[bs : bs + step]].double().sub_(xd[bs : bs + step, None, :])
+            exact[bs : bs + step] = torch.einsum("bkd,bkd->bk", diff, diff)
         exact_s, idx_s = _sort_by_value_then_index(exact, cand_i)
         kth = exact_s[:, k - 1]
 
@@ -175,6 +175,16 @@ def nearest_neighbours(
         out_d[qs:qe] = res_d.sqrt().cpu().numpy()
         out_i[qs:qe] = res_i.cpu().numpy()
     return out_d, out_i
+
+
+def _centre32(a: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """``a - mu`` rounded to float32. Any common shift leaves distances unchanged; what the error
+    bound needs is that each centred value carries at most one float32 rounding, relative to the
+    centred value. float32 input: subtract the float32-rounded mean in float32 (one rounding).
+    float64 input: subtract in float64, then round once."""
+    if a.dtype == torch.float32:
+        return a - mu.float()
+    return (a.double() - mu).float()
 
 
 def _candidates(
