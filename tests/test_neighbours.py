@@ -145,3 +145,17 @@ def test_cuda_equals_cpu():
     gpu = nearest_neighbours(q, r, k=7, device="cuda", batch_size=512, ref_batch_size=2048)
     np.testing.assert_array_equal(cpu[1], gpu[1])
     np.testing.assert_allclose(cpu[0], gpu[0], rtol=0, atol=1e-12)
+
+
+def test_runs_at_ieee_precision_and_restores_the_setting():
+    # bf16/TF32 GEMMs would void the float32 error bound; the caller's setting must survive
+    prev = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        rng = np.random.default_rng(9)
+        q, r = rng.random((60, 32)), rng.random((300, 32))
+        _, idx = nearest_neighbours(q, r, k=3)
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(prev)
+    np.testing.assert_array_equal(idx, _oracle(q, r, 3)[1])

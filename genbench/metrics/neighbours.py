@@ -127,8 +127,22 @@ def nearest_neighbours(
     k = int(k)
     dev = torch.device(device) if device is not None else torch.device("cpu")
 
+    # The certificate assumes IEEE float32 GEMMs: TF32 / bf16 matmuls ("high" / "medium"
+    # precision) round far more, so run at "highest" and restore the caller's setting.
+    prev = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        return _search(q, r, k, batch_size, ref_batch_size, dev, exclude_self, min(k + margin, m_eff), m_eff)
+    finally:
+        torch.set_float32_matmul_precision(prev)
+
+
+def _search(
+    q: torch.Tensor, r: torch.Tensor, k: int, batch_size: int, ref_batch_size: int, dev: torch.device,
+    exclude_self: bool, kp: int, m_eff: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate search, exact re-ranking, certificate and fallback (see the module docstring)."""
     n, d = q.shape
-    kp = min(k + margin, m_eff)  # candidates kept per query
     # References on the device once: originals (for exact float64 work) and the centred float32
     # copy with its squared norms (for the GEMM). Centring on the mean cuts cancellation error.
     r_dev = r.to(dev)
