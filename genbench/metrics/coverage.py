@@ -94,7 +94,7 @@ def modes_captured(fake: Any, centres: Any, std: float, *, min_count: int = 1, h
     >>> import numpy as np
     >>> c = np.array([[0.0, 0.0], [4.0, 0.0]])
     >>> modes_captured(np.zeros((10, 2)), c, 0.1).value  # every sample on mode 0
-    1
+    1.0
     """
     nearest, hq = mode_assignments(fake, centres, std, hq_std=hq_std)
     if min_count < 1:
@@ -218,7 +218,7 @@ def evaluate_mode_coverage(fake: Any, dataset: Any, *, min_count: int = 1, hq_st
     >>> from genbench.data import load_dataset
     >>> ring = load_dataset("mixture-ring")
     >>> [r.value for r in evaluate_mode_coverage(ring.sample(2500, seed=0), ring)][0]
-    8
+    8.0
     """
     centres = getattr(dataset, "centres", None)
     if centres is None:
@@ -264,7 +264,7 @@ def class_coverage(probs: Any, *, min_share: float = CLASS_MIN_SHARE, kl_flag: f
     >>> import numpy as np
     >>> probs = np.eye(10)[np.arange(100) % 5]  # only digits 0-4
     >>> [r.value for r in class_coverage(probs)]
-    [5, 0.6931471805599453]
+    [5.0, 0.6931471805599453]
     """
     p = check_features(probs, "probs", min_n=1)
     if (p < 0).any() or not np.allclose(p.sum(1), 1.0, atol=1e-3):
