@@ -235,7 +235,8 @@ def evaluate_mode_coverage(fake: Any, dataset: Any, *, min_count: int = 1, hq_st
 
 
 @register_metric("class-coverage", higher_is_better=True, needs="probs", family="coverage",
-                 description="classes covered and KL(class histogram || uniform) from classifier argmax")
+                 description="classes covered and KL(class histogram || uniform) from classifier argmax",
+                 outputs=("classes-covered", "class-kl"))
 def class_coverage(probs: Any, *, min_share: float = CLASS_MIN_SHARE, kl_flag: float = CLASS_KL_FLAG,
                    classifier_name: str = "domain-classifier") -> list[MetricResult]:
     """Class histogram of generated images under the domain classifier: classes covered, KL from uniform.
