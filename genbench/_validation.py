@@ -164,3 +164,34 @@ def check_rows(x: Any, name: str, *, min_n: int = 1, dtype: Any = None) -> np.nd
         a = a.astype(np.float64)
     check_finite(a, name)
     return a
+
+
+def check_positive(value: Any, name: str, *, fix: str = "") -> float:
+    """A finite, strictly positive scalar (a bandwidth, a scale, a count used as a float)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number; got {value!r}.") from None
+    if not np.isfinite(v) or v <= 0:
+        fix = f"; {fix}" if fix else ""
+        raise ValueError(f"{name} must be a finite number > 0; got {v!r}{fix}.")
+    return v
+
+
+def check_disjoint_rows(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, *, fix: str) -> None:
+    """Raise when any row of ``b`` also occurs, bit for bit, as a row of ``a``.
+
+    Rows are compared on their float64 bytes after flattening (``-0.0`` counts as ``0.0``), so
+    the check finds copies, not near-duplicates. Used where a hyper-parameter is tuned on ``a``
+    and scored on ``b`` (Parzen sigma on validation, scored on test).
+    """
+    # + 0.0 turns -0.0 into 0.0, whose bytes differ but whose value does not
+    fa = np.ascontiguousarray(np.asarray(a, dtype=np.float64).reshape(len(a), -1) + 0.0)
+    fb = np.ascontiguousarray(np.asarray(b, dtype=np.float64).reshape(len(b), -1) + 0.0)
+    seen = {row.tobytes() for row in fa}
+    shared = [i for i, row in enumerate(fb) if row.tobytes() in seen]
+    if shared:
+        raise ValueError(
+            f"{name_a} and {name_b} share {len(shared)} identical rows ({len(shared)} of {len(fb)} {name_b} rows, "
+            f"first at {name_b} index {shared[0]}; {len(fa)} {name_a} rows); {fix}."
+        )
