@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import numpy as np
@@ -338,8 +337,8 @@ def test_evaluate_quality_rows_protocols_and_reduced_kid_subset():
     assert (by["density"].value, by["coverage"].value) == density_coverage(real, fake)
     assert (by["is"].value, by["is"].std) == inception_score(probs, seed=0)
     for r in rows:
-        meta = METRICS.entry({"precision": "precision_recall", "recall": "precision_recall",
-                              "density": "density_coverage", "coverage": "density_coverage"}.get(r.metric, r.metric))
+        meta = METRICS.entry({"precision": "precision-recall", "recall": "precision-recall",
+                              "density": "density-coverage", "coverage": "density-coverage"}.get(r.metric, r.metric))
         assert r.higher_is_better == meta.meta["higher_is_better"]
 
 
@@ -361,6 +360,7 @@ def test_evaluate_quality_bootstrap_intervals():
 def test_evaluate_quality_metric_selection_and_errors():
     rng = np.random.default_rng(21)
     real, fake = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    # the registered name (and its underscore spelling) selects both outputs
     rows = evaluate_quality(real, fake, extractor_id="pixels", ref_split="all", metrics=["precision_recall"])
     assert [r.metric for r in rows] == ["precision", "recall"]
     with pytest.raises(ValueError, match="Did you mean: fid"):
@@ -382,15 +382,18 @@ def test_evaluate_quality_metric_selection_and_errors():
 
 def test_every_quality_metric_is_registered_with_metadata_and_evaluated():
     public = {"fid": frechet_distance, "is": inception_score, "kid": kernel_inception_distance,
-              "precision_recall": precision_recall, "density_coverage": density_coverage}
-    quality_entries = {e.name: e for e in METRICS.entries() if e.meta.get("family") == "quality"}
-    assert set(quality_entries) == set(public)
-    produced = set(q.QUALITY_OUTPUTS)
+              "precision-recall": precision_recall, "density-coverage": density_coverage}
+    # every public metric function of the module is registered under its name ...
     for name, fn in public.items():
-        e = quality_entries[name]
-        assert e.obj is fn
+        assert METRICS.get(name) is fn
+    # ... and nothing registered from this module is missing from the list above
+    ours = {e.name: e for e in METRICS.entries() if getattr(e.obj, "__module__", "") == q.__name__}
+    assert set(ours) == set(public)
+    for name, e in ours.items():
+        assert e.meta["family"] == "quality"
         assert e.meta["higher_is_better"] in (True, False)
         assert e.meta["needs"] in ("features", "probs")
         assert e.description
-        assert set(e.meta["outputs"]) <= produced  # evaluate_quality can produce every output
-        assert "seed" in inspect.signature(fn).parameters or name in ("fid", "precision_recall", "density_coverage")
+        # evaluate_quality produces every output, by output name and by registered name
+        assert set(e.meta["outputs"]) <= set(q.QUALITY_OUTPUTS)
+        assert q._resolve_outputs([name], True) == [o for o in q.QUALITY_OUTPUTS if o in e.meta["outputs"]]

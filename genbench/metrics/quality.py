@@ -394,7 +394,7 @@ def _check_k(real: Any, fake: Any, k: Any, metric: str, *, fake_needs_k: bool) -
     return real, fake, k
 
 
-@register_metric("precision_recall", higher_is_better=True, needs="features", family="quality",
+@register_metric("precision-recall", higher_is_better=True, needs="features", family="quality",
                  description="Improved precision and recall of k-NN manifolds (Kynkaanniemi 2019)",
                  outputs=("precision", "recall"))
 def precision_recall(real: Any, fake: Any, *, k: int = 3, chunk_size: int | None = None) -> tuple[float, float]:
@@ -453,7 +453,7 @@ def _pr_indicators(real: np.ndarray, fake: np.ndarray, k: int,
     return inside_fake.numpy().astype(np.float64), inside_real.numpy().astype(np.float64)
 
 
-@register_metric("density_coverage", higher_is_better=True, needs="features", family="quality",
+@register_metric("density-coverage", higher_is_better=True, needs="features", family="quality",
                  description="Density and coverage of real k-NN balls by fake samples (Naeem 2020)",
                  outputs=("density", "coverage"))
 def density_coverage(real: Any, fake: Any, *, k: int = 5, chunk_size: int | None = None) -> tuple[float, float]:
@@ -541,13 +541,13 @@ def _resolve_outputs(metrics: Sequence[str] | None, have_probs: bool) -> list[st
         metrics = [metrics]
     wanted: set[str] = set()
     for name in metrics:
-        name = name.strip()
+        name = name.strip().replace("_", "-")  # precision_recall reads as precision-recall
         if name in QUALITY_OUTPUTS:
             wanted.add(name)
         elif name in METRICS and METRICS.entry(name).meta.get("family") == "quality":
             wanted.update(METRICS.entry(name).meta.get("outputs", (name,)))
         else:
-            known = sorted(set(QUALITY_OUTPUTS) | {"precision_recall", "density_coverage"})
+            known = sorted(set(QUALITY_OUTPUTS) | {"precision-recall", "density-coverage"})
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             raise ValueError(f"Unknown quality metric {name!r}.{hint} Available: {', '.join(known)}")
@@ -610,7 +610,7 @@ def evaluate_quality(
         ``ci`` at ``ci_level``. IS and KID keep their split/subset std.
     metrics : list of str, optional
         Output names (``fid kid precision recall density coverage is``) or registered names
-        (``precision_recall``, ``density_coverage``); default: all, IS when ``fake_probs`` given.
+        (``precision-recall``, ``density-coverage``); default: all, IS when ``fake_probs`` given.
     kid_subset_size, kid_subsets : int
         KID's m and number of subsets. Where ``min(n_real, n_fake) < kid_subset_size``, m is
         set to ``min(n_real, n_fake)`` explicitly and recorded in params, protocol and warnings.
