@@ -1,0 +1,95 @@
+"""``genbench.scoring.score`` on sample files written here, and the text table."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from genbench.data import load_dataset
+from genbench.features import extract, get_extractor
+from genbench.metrics.quality import frechet_distance
+from genbench.scoring import default_extractor, format_table, score
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("score-cache")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def write_npz(path, x: torch.Tensor):
+    np.savez(path, x=(x * 255).round().to(torch.uint8).numpy())
+    return f"npz:{path}"
+
+
+def test_score_npz_against_digits(tmp_path, cache, digits):
+    fake = digits.train.x[:300]
+    spec = write_npz(tmp_path / "fake.npz", fake)
+    rows = score(spec, "digits", cache_dir=cache)
+    by = {r.metric: r for r in rows}
+    assert list(by) == ["fid", "kid", "precision", "recall", "density", "coverage", "is", "is_real"]
+    ext = get_extractor("domain:digits", cache_dir=cache)
+    assert by["fid"].protocol == f"fid@{ext.id}/n=359v300/ref=test"
+    assert by["kid"].protocol == f"kid@{ext.id}/n=359v300/ref=test/m=300/subsets=100"
+    assert by["kid"].params["subset_size"] == 300 and by["kid"].warnings
+    assert by["is"].protocol == f"is@{ext.id}/n=300/splits=10"
+    for r in rows:
+        assert r.params["extractor"]["test_accuracy"] == ext.accuracy > 0.95
+        assert r.params["data"]["reference"]["split"] == "test"
+    # the numbers are those of the metric on the extractor's features of the same images
+    real_f = extract(ext, digits.test.x)["features"]
+    fake_f = extract(ext, (fake * 255).round() / 255)["features"]
+    assert by["fid"].value == pytest.approx(frechet_distance(real_f, fake_f), rel=1e-12)
+    # a tensor of the same images scores the same
+    again = score((fake * 255).round() / 255, "digits", cache_dir=cache, metrics=["fid"])
+    assert again[0].value == pytest.approx(by["fid"].value, rel=1e-12)
+
+
+def test_score_orders_good_and_bad_samples(tmp_path, cache, digits):
+    good = write_npz(tmp_path / "good.npz", digits.train.x[:400])
+    g = torch.Generator().manual_seed(0)
+    noisy = (digits.train.x[:400] + 0.4 * torch.randn(digits.train.x[:400].shape, generator=g)).clamp(0, 1)
+    bad = write_npz(tmp_path / "bad.npz", noisy)
+    collapsed = write_npz(tmp_path / "collapsed.npz", digits.train.x[:1].repeat(400, 1, 1, 1))
+    metrics = ["fid", "precision", "recall"]
+    s_good = {r.metric: r.value for r in score(good, "digits", cache_dir=cache, metrics=metrics)}
+    s_bad = {r.metric: r.value for r in score(bad, "digits", cache_dir=cache, metrics=metrics)}
+    s_col = {r.metric: r.value for r in score(collapsed, "digits", cache_dir=cache, metrics=metrics)}
+    assert s_good["fid"] < s_bad["fid"] and s_good["fid"] < s_col["fid"]
+    assert s_col["recall"] < 0.05 < s_good["recall"]  # one image repeated covers almost nothing
+
+
+def test_score_defaults_and_errors(tmp_path, cache, digits):
+    assert default_extractor("digits") == "domain:digits"
+    assert default_extractor("mixture-ring") == "pixels"
+    ref = write_npz(tmp_path / "ref.npz", digits.test.x[:120])
+    fake = write_npz(tmp_path / "f.npz", digits.val.x[:100])
+    assert default_extractor(ref) == "pixels"
+    rows = score(fake, ref, cache_dir=cache, metrics=["fid", "kid"], kid_subset_size=50, kid_subsets=5)
+    assert rows[0].protocol == "fid@pixels/n=120v100/ref=all"
+    assert rows[1].protocol == "kid@pixels/n=120v100/ref=all/m=50/subsets=5" and not rows[1].warnings
+    with pytest.raises(ValueError, match=r"samples have shape \(1, 4, 4\) .* has \(1, 8, 8\)"):
+        score(torch.rand(10, 1, 4, 4), "digits", cache_dir=cache)
+    with pytest.raises(ValueError, match="IS needs fake_probs"):
+        score(fake, ref, cache_dir=cache, metrics=["is"])
+
+
+def test_format_table(tmp_path, cache, digits):
+    spec = write_npz(tmp_path / "t.npz", digits.train.x[:200])
+    rows = score(spec, "digits", cache_dir=cache, metrics=["fid", "kid", "is"], n_boot=5)
+    text = format_table(rows)
+    lines = text.splitlines()
+    assert lines[0].split() == ["metric", "value", "protocol"]
+    for r in rows:
+        line = next(ln for ln in lines if ln.startswith(r.metric + " "))
+        assert f"{r.value:.5g}" in line and r.protocol in line
+    assert re.search(r"^kid .* ± .*\(subsets\) \[.*\].*subsets=100 \[1\]$", text, re.M)
+    assert re.search(r"^\[1\] KID subset size reduced from 1000 to m=200", text, re.M)
+    assert "test accuracy" in text
