@@ -123,7 +123,7 @@ def test_corrupt_cached_weights_are_retrained(clf, tmp_path, monkeypatch):
 
 
 def test_extract_batch_size_independence_and_determinism(clf, digits):
-    x = digits.test.x[:150]
+    x = digits.test.x[:90]
     a = extract(clf, x, batch_size=7)
     b = extract(clf, x, batch_size=1000)
     assert a["features"].dtype == np.float64 and a["features"].shape == (len(x), 64)
@@ -285,7 +285,8 @@ def test_inception_compat_matches_torch_fidelity_on_identical_inputs(inception_w
     ext = get_extractor("inception-v3-compat", weights=path, device="cpu")
     assert ext.id == f"inception-v3-compat-{hash_file(path)[:8]}"
     assert ext.feature_dim == 2048 and ext.n_classes == 1008 and ext.has_probs
-    grey = torch.rand(2, 1, 10, 12, generator=torch.Generator().manual_seed(0))
+    torch.set_num_threads(1)  # one 299x299 forward each way; on 2 shared cores one thread is steadier
+    grey = torch.rand(1, 1, 10, 12, generator=torch.Generator().manual_seed(0))
     out = extract(ext, grey)
     # the peer: torch-fidelity's own module on the uint8 RGB image (grey tiled, rounded to 0..255)
     u8 = (grey * 255).round().to(torch.uint8).repeat(1, 3, 1, 1)
@@ -295,7 +296,7 @@ def test_inception_compat_matches_torch_fidelity_on_identical_inputs(inception_w
     # IS probabilities: softmax over all 1008 classes of pool3 @ W_fc^T, without the fc bias
     expected = torch.softmax(pool3.double() @ net.fc.weight.double().T, dim=1).numpy()
     np.testing.assert_allclose(out["probs"], expected, rtol=1e-5, atol=1e-9)
-    assert out["probs"].shape == (2, 1008)
+    assert out["probs"].shape == (1, 1008)
 
 
 def test_inception_weights_from_env_and_missing_file_errors(inception_weights, monkeypatch, tmp_path):

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from scipy.special import xlogy
 
 from genbench._validation import (
@@ -365,10 +364,11 @@ def kernel_inception_distance(real: Any, fake: Any, *, subsets: int = 100, subse
                                     fix="pass a smaller subset_size (and report it) or provide more samples")
     rng = np.random.RandomState(seed)
     mmds = np.empty(subsets)
-    for i in range(subsets):
-        ir = rng.choice(len(real), subset_size, replace=False)
-        jf = rng.choice(len(fake), subset_size, replace=False)
-        mmds[i] = _mmd2_unbiased_poly(real[ir], fake[jf])
+    with _blas_threads_for(real.shape[1]):
+        for i in range(subsets):
+            ir = rng.choice(len(real), subset_size, replace=False)
+            jf = rng.choice(len(fake), subset_size, replace=False)
+            mmds[i] = _mmd2_unbiased_poly(real[ir], fake[jf])
     return float(mmds.mean()), float(mmds.std())
 
 
@@ -380,10 +380,14 @@ def kernel_inception_distance(real: Any, fake: Any, *, subsets: int = 100, subse
 _BLOCK_ELEMS = 1 << 23
 
 
-def _sq_dists(a: torch.Tensor, b: torch.Tensor, a2: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
+def _sq_dists(a: np.ndarray, b: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> np.ndarray:
     # |a-b|^2 = |a|^2 + |b|^2 - 2 a.b: one GEMM per block; inputs are centred by the caller
-    # (smaller norms, less cancellation); clamp removes rounding-level negatives
-    return (a2[:, None] + b2[None, :] - 2.0 * (a @ b.T)).clamp_min_(0.0)
+    # (smaller norms, less cancellation); the clamp removes rounding-level negatives
+    d = a @ b.T
+    d *= -2.0
+    d += a2[:, None]
+    d += b2[None, :]
+    return np.maximum(d, 0.0, out=d)
 
 
 def _blocks(n_rows: int, n_cols: int, chunk_size: int | None) -> list[tuple[int, int]]:
@@ -392,23 +396,21 @@ def _blocks(n_rows: int, n_cols: int, chunk_size: int | None) -> list[tuple[int,
     return [(lo, min(n_rows, lo + step)) for lo in range(0, n_rows, step)]
 
 
-def _kth_nn_sq_radius(x: torch.Tensor, x2: torch.Tensor, k: int, chunk_size: int | None) -> torch.Tensor:
+def _kth_nn_sq_radius(x: np.ndarray, x2: np.ndarray, k: int, chunk_size: int | None) -> np.ndarray:
     """Squared distance from each row of x to its k-th nearest neighbour in x, itself excluded."""
     n = len(x)
-    out = torch.empty(n, dtype=x.dtype)
+    out = np.empty(n)
     for lo, hi in _blocks(n, n, chunk_size):
         d = _sq_dists(x[lo:hi], x, x2[lo:hi], x2)
-        idx = torch.arange(lo, hi)
-        d[idx - lo, idx] = math.inf  # self excluded (a duplicate of the point still counts)
-        out[lo:hi] = torch.kthvalue(d, k, dim=1).values
+        d[np.arange(hi - lo), np.arange(lo, hi)] = np.inf  # self excluded (a duplicate of the point still counts)
+        out[lo:hi] = np.partition(d, k - 1, axis=1)[:, k - 1]
     return out
 
 
-def _prep_pair(real: np.ndarray, fake: np.ndarray) -> tuple[torch.Tensor, ...]:
+def _prep_pair(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, ...]:
     centre = real.mean(axis=0, keepdims=True)
-    r = torch.from_numpy(np.ascontiguousarray(real - centre))
-    f = torch.from_numpy(np.ascontiguousarray(fake - centre))
-    return r, f, (r * r).sum(1), (f * f).sum(1)
+    r, f = real - centre, fake - centre
+    return r, f, np.einsum("ij,ij->i", r, r), np.einsum("ij,ij->i", f, f)
 
 
 def _check_k(real: Any, fake: Any, k: Any, metric: str, *, fake_needs_k: bool) -> tuple[np.ndarray, np.ndarray, int]:
@@ -469,16 +471,17 @@ def precision_recall(real: Any, fake: Any, *, k: int = 3, chunk_size: int | None
 def _pr_indicators(real: np.ndarray, fake: np.ndarray, k: int,
                    chunk_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample membership: fake_j in the real manifold (n_fake,), real_i in the fake manifold (n_real,)."""
-    r, f, r2, f2 = _prep_pair(real, fake)
-    rad_r = _kth_nn_sq_radius(r, r2, k, chunk_size)
-    rad_f = _kth_nn_sq_radius(f, f2, k, chunk_size)
-    inside_fake = torch.empty(len(f), dtype=torch.bool)
-    for lo, hi in _blocks(len(f), len(r), chunk_size):
-        inside_fake[lo:hi] = (_sq_dists(f[lo:hi], r, f2[lo:hi], r2) <= rad_r[None, :]).any(dim=1)
-    inside_real = torch.empty(len(r), dtype=torch.bool)
-    for lo, hi in _blocks(len(r), len(f), chunk_size):
-        inside_real[lo:hi] = (_sq_dists(r[lo:hi], f, r2[lo:hi], f2) <= rad_f[None, :]).any(dim=1)
-    return inside_fake.numpy().astype(np.float64), inside_real.numpy().astype(np.float64)
+    with _blas_threads_for(real.shape[1]):
+        r, f, r2, f2 = _prep_pair(real, fake)
+        rad_r = _kth_nn_sq_radius(r, r2, k, chunk_size)
+        rad_f = _kth_nn_sq_radius(f, f2, k, chunk_size)
+        inside_fake = np.empty(len(f))
+        for lo, hi in _blocks(len(f), len(r), chunk_size):
+            inside_fake[lo:hi] = (_sq_dists(f[lo:hi], r, f2[lo:hi], r2) <= rad_r[None, :]).any(axis=1)
+        inside_real = np.empty(len(r))
+        for lo, hi in _blocks(len(r), len(f), chunk_size):
+            inside_real[lo:hi] = (_sq_dists(r[lo:hi], f, r2[lo:hi], f2) <= rad_f[None, :]).any(axis=1)
+    return inside_fake, inside_real
 
 
 @register_metric("density-coverage", higher_is_better=True, needs="features", family="quality",
@@ -526,16 +529,16 @@ def density_coverage(real: Any, fake: Any, *, k: int = 5, chunk_size: int | None
 def _dc_parts(real: np.ndarray, fake: np.ndarray, k: int,
               chunk_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample parts: real balls holding fake_j (n_fake,), real_i covered by some fake (n_real,)."""
-    r, f, r2, f2 = _prep_pair(real, fake)
-    rad_r = _kth_nn_sq_radius(r, r2, k, chunk_size)
-    counts = torch.empty(len(f), dtype=torch.float64)
-    for lo, hi in _blocks(len(f), len(r), chunk_size):
-        counts[lo:hi] = (_sq_dists(f[lo:hi], r, f2[lo:hi], r2) <= rad_r[None, :]).sum(dim=1).double()
-    covered = torch.empty(len(r), dtype=torch.bool)
-    for lo, hi in _blocks(len(r), len(f), chunk_size):
-        nearest_fake = _sq_dists(r[lo:hi], f, r2[lo:hi], f2).min(dim=1).values
-        covered[lo:hi] = nearest_fake <= rad_r[lo:hi]
-    return counts.numpy(), covered.numpy().astype(np.float64)
+    with _blas_threads_for(real.shape[1]):
+        r, f, r2, f2 = _prep_pair(real, fake)
+        rad_r = _kth_nn_sq_radius(r, r2, k, chunk_size)
+        counts = np.empty(len(f))
+        for lo, hi in _blocks(len(f), len(r), chunk_size):
+            counts[lo:hi] = (_sq_dists(f[lo:hi], r, f2[lo:hi], r2) <= rad_r[None, :]).sum(axis=1)
+        covered = np.empty(len(r))
+        for lo, hi in _blocks(len(r), len(f), chunk_size):
+            covered[lo:hi] = _sq_dists(r[lo:hi], f, r2[lo:hi], f2).min(axis=1) <= rad_r[lo:hi]
+    return counts, covered
 
 
 # --------------------------------------------------------------------------------------------
