@@ -23,7 +23,7 @@ class RunningStats:
     >>> x = np.random.default_rng(0).normal(size=(1000, 5))
     >>> rs = RunningStats()
     >>> for b in np.array_split(x, 7):
-    ...     rs.update(b)
+    ...     _ = rs.update(b)
     >>> bool(np.allclose(rs.cov, np.cov(x, rowvar=False), rtol=1e-12, atol=1e-14))
     True
     """

@@ -272,8 +272,9 @@ def inception_score(probs_or_logits: Any, *, splits: int = 10, seed: int = 0,
     Examples
     --------
     >>> import numpy as np
-    >>> inception_score(np.eye(4)[[0, 1, 2, 3] * 5], splits=1)
-    (4.000000000000001, 0.0)
+    >>> mean, std = inception_score(np.eye(4)[[0, 1, 2, 3] * 5], splits=1)
+    >>> round(mean, 12), std
+    (4.0, 0.0)
     """
     a = as_numpy(probs_or_logits)
     if a.ndim != 2:
@@ -636,9 +637,13 @@ def evaluate_quality(
     seed : int
         Seed for the IS shuffle, the KID subsets and the bootstrap.
     n_boot : int
-        Bootstrap replicates over samples (0: none). FID, precision/recall and density/coverage
-        then get ``std`` = bootstrap std (``std_kind="bootstrap"``); every row gets a percentile
-        ``ci`` at ``ci_level``. IS and KID keep their split/subset std.
+        Bootstrap replicates over samples (0: none); every row then gets a percentile ``ci`` at
+        ``ci_level`` (``params["ci_method"]`` says how), and FID, precision/recall and
+        density/coverage get ``std`` = the replicates' std (``std_kind="bootstrap"``); IS and KID
+        keep their split/subset std. FID, KID and IS resample both sample sets with replacement
+        (FID's interval can then sit above the value: duplicates shift it, and a warning says so).
+        The k-NN metrics resample their per-point memberships with both manifolds fixed, because
+        duplicated points collapse k-NN radii and would bias every replicate.
     metrics : list of str, optional
         Output names (``fid kid precision recall density coverage is``) or registered names
         (``precision-recall``, ``density-coverage``); default: all, IS when ``fake_probs`` given.
