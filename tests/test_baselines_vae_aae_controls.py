@@ -361,3 +361,19 @@ def test_mixture_truth_is_the_true_density(ring, digits):
         MixtureTruth(digits)
     with pytest.raises(ValueError, match="alpha must be >= 0"):
         IndependentPixels(digits.train.x, digits.info, alpha=-1)
+
+
+@pytest.mark.parametrize("name", ["vae", "aae"])
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_binary_digits_train_with_a_bernoulli_decoder(name, arch):
+    from genbench.harness import train
+
+    ds = load_dataset("digits-binary")
+    res = train(name, ds, seed=0, run=None, model_overrides={"arch": arch},
+                train_overrides={"steps": 3, "batch_size": 16, "val_max": 16, "plot": False})
+    model = res.model
+    assert isinstance(model.obs, Bernoulli)
+    z = model.proposal(ds.test.x[:4]).sample((2,))
+    ll = model.log_likelihood(ds.test.x[:4], z)
+    assert ll.shape == (2, 4) and (ll <= 0).all()
+    assert res.select_metric in res.selected_scores

@@ -50,21 +50,25 @@ def default_config(info: Any) -> VAEConfig:
     """Sizes: points -> 2-D latent MLP; digits (8x8) -> MLP; MNIST -> conv z=32; CIFAR-10 -> conv z=128."""
     size = size_class(info)
     if size == "points":
-        return VAEConfig(arch="mlp", z_dim=2, hidden=(128, 128))
+        # KL warm-up: without it the 2-D mixtures collapse the posterior in the first few hundred
+        # steps (KL -> 0, the decoder fits one broad Gaussian, ELBO -3.5 on mixture-ring instead of -1.4)
+        return VAEConfig(arch="mlp", z_dim=2, hidden=(128, 128), lr=3e-3, kl_warmup=1000)
     if size == "small":
-        return VAEConfig(arch="mlp", z_dim=8, hidden=(256, 256))
+        # (128, 128) rather than 256: the same validation ELBO on 1258 training images, half the time
+        return VAEConfig(arch="mlp", z_dim=8, hidden=(128, 128))
     if size == "medium":
         return VAEConfig(arch="conv", z_dim=32, channels=(32, 64))
     return VAEConfig(arch="conv", z_dim=128, channels=(64, 128), lr=5e-4)
 
 
 def default_train(info: Any) -> dict[str, Any]:
-    """digits: ~15 s of CPU; 2-D mixtures: ~10 s; MNIST / CIFAR-10: GPU-sized (not run in tests)."""
+    """digits: ~10 s of one CPU core; 2-D mixtures: ~10 s; MNIST / CIFAR-10: GPU-sized (not run in tests)."""
     size = size_class(info)
     if size == "points":
         return {"steps": 3000, "batch_size": 256, "val_every": 500, "checkpoint_every": 1000}
     if size == "small":
-        return {"steps": 3000, "batch_size": 64, "val_every": 250, "checkpoint_every": 1000}
+        # the validation ELBO peaks around 1500-2000 steps; later steps overfit (selection keeps the best)
+        return {"steps": 2000, "batch_size": 64, "val_every": 250, "checkpoint_every": 1000}
     if size == "medium":
         return {"steps": 20000, "batch_size": 128, "val_every": 1000, "checkpoint_every": 2000}
     return {"steps": 50000, "batch_size": 128, "val_every": 2500, "checkpoint_every": 5000}
