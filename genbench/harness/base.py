@@ -18,6 +18,8 @@ from torch import nn
 class StepContext:
     """Given to ``training_step``: the step number, the device, and precision helpers.
 
+    ``step`` is the 1-based number of the step being taken (1 .. ``TrainConfig.steps``).
+
     ``autocast()`` is the mixed-precision context (bf16 autocast on CUDA when enabled, a no-op
     on CPU). ``generator`` is the harness-owned ``torch.Generator`` for any randomness the step
     needs (noise, reparameterisation), so that resumption is exact.
@@ -50,6 +52,10 @@ class TrainableModel(nn.Module):
     #: the key of validation_scores() used for checkpoint selection, and its direction
     select_metric: ClassVar[str | None] = None
     select_higher_is_better: ClassVar[bool] = True
+    #: optional metadata of validation_scores() keys, used when the harness records them as
+    #: results, e.g. ``{"val_elbo": {"higher_is_better": True, "kind": "lower-bound", "unit": "nats"}}``
+    #: (without it: *_elbo / *_iwae are lower bounds, *_nll uses ``likelihood_kind``)
+    validation_info: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: Any, info: Any) -> None:
         super().__init__()
@@ -69,7 +75,11 @@ class TrainableModel(nn.Module):
 
     @torch.no_grad()
     def validation_scores(self, x: torch.Tensor) -> dict[str, float]:
-        """Scores on validation data for checkpoint selection (e.g. ``{"val_elbo": ...}``)."""
+        """Scores on validation data for checkpoint selection (e.g. ``{"val_elbo": ...}``).
+
+        Called in eval mode under ``torch.no_grad`` on batches of ``TrainConfig.val_batch_size``
+        with the global RNG seeded identically at every validation; return per-example *means*
+        (the harness combines batches by a size-weighted mean)."""
         return {}
 
     def sample(self, n: int, *, seed: int) -> torch.Tensor:
