@@ -42,26 +42,30 @@ def _cell(v: Any) -> str:
 
 def write_curves_png(path: str | os.PathLike, rows: list[dict[str, float]], val_rows: list[dict[str, float]],
                      *, title: str = "") -> Path | None:
-    """Training losses (left) and validation scores (right) against step; None if nothing to plot."""
+    """One small panel per training loss (lines) and per validation score (markers), against
+    step: losses of different scales (a reconstruction in nats, a discriminator's BCE) each stay
+    readable. None if nothing to plot."""
     if not rows:
         return None
     # the object API, not pyplot: no global figure state, no backend switching in the caller
     from matplotlib.figure import Figure
 
-    n_panels = 2 if val_rows else 1
-    fig = Figure(figsize=(5 * n_panels, 3.2))
-    axes = fig.subplots(1, n_panels, squeeze=False)
-    for ax, data, label in zip(axes[0], (rows, val_rows), ("training losses", "validation")):
-        keys = [k for k in data[0] if k != "step"] if data else []
-        for k in keys:
-            ax.plot([r["step"] for r in data], [r.get(k, math.nan) for r in data], label=k,
-                    marker="o" if data is val_rows else None, markersize=3)
-        ax.set_xlabel("step")
-        ax.set_title(label)
-        if keys:
-            ax.legend(fontsize=8)
+    panels = [(k, rows, "-") for k in rows[0] if k != "step"]
+    panels += [(k, val_rows, "o-") for k in (val_rows[0] if val_rows else {}) if k != "step"]
+    ncols = min(4, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(3.2 * ncols, 2.4 * nrows + (0.4 if title else 0)))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (key, data, style) in zip(axes, panels):
+        ax.plot([r["step"] for r in data], [r.get(key, math.nan) for r in data], style, markersize=3,
+                color="C1" if data is val_rows else "C0")
+        ax.set_title(key, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("step", fontsize=8)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
