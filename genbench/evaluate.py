@@ -62,27 +62,75 @@ def draw_samples(generator: Any, n: int, *, seed: int, dataset: Dataset, batch: 
     return x
 
 
-def _quality(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, ref: torch.Tensor, rf: RunFolder,
-             seed: int, device: torch.device) -> tuple[list[MetricResult], np.ndarray | None]:
+@dataclass
+class _Features:
+    extractor_id: str
+    real: np.ndarray
+    fake: np.ndarray
+    fake_probs: np.ndarray | None
+    real_probs: np.ndarray | None
+    train: np.ndarray | None  # training-split features, for memorisation checks in feature space
+    accuracy: float | None  # the domain classifier's held-out accuracy, recorded with its results
+
+
+def _features(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, rf: RunFolder, device: torch.device) -> _Features:
+    """Features of the reference split, the training split (images) and the samples, with caches."""
     from genbench.features import extract, get_extractor
-    from genbench.metrics.quality import evaluate_quality
 
     name = ev.extractor
     if name == "domain":
         name = f"domain:{ds.name}" if ds.info.kind == "image" and ds.info.n_classes else "pixels"
     cache = rf.path.parent.parent / "cache"  # shared by all cells of a results directory
     extractor = get_extractor(name, device=device, seed=0, cache_dir=cache)
-    real = extract(extractor, ref, device=device, cache_dir=cache,
-                   cache_key=f"{ds.info.content_hash}/{ev.reference}")
+
+    def real(split: str) -> dict[str, Any]:
+        return extract(extractor, ds.split(split).x, device=device, cache_dir=cache,
+                       cache_key=f"{ds.info.content_hash}/{split}")
+
+    ref = real(ev.reference)
     fk = extract(extractor, fake, device=device)
+    train = real("train")["features"] if ds.info.kind == "image" and "overfitting" in ev.families else None
+    def probs(d: dict[str, Any]) -> np.ndarray | None:
+        return None if d.get("probs") is None else np.asarray(d["probs"])
+
+    return _Features(extractor.id, np.asarray(ref["features"]), np.asarray(fk["features"]), probs(fk), probs(ref),
+                     train, getattr(extractor, "accuracy", None))
+
+
+def _quality(ev: EvalConfig, feats: _Features, seed: int) -> list[MetricResult]:
+    from genbench.metrics.quality import evaluate_quality
+
     res = evaluate_quality(
-        real["features"], fk["features"], fake_probs=fk.get("probs"), real_probs=real.get("probs"),
-        extractor_id=extractor.id, ref_split=ev.reference, seed=derive_seed(seed, "quality"), n_boot=ev.n_boot,
+        feats.real, feats.fake, fake_probs=feats.fake_probs, real_probs=feats.real_probs,
+        extractor_id=feats.extractor_id, ref_split=ev.reference, seed=derive_seed(seed, "quality"), n_boot=ev.n_boot,
     )
-    acc = getattr(extractor, "accuracy", None)
-    if acc is not None:  # every result that used the domain classifier records its accuracy
-        res = [r.with_(params={**r.params, "extractor_test_accuracy": acc}) for r in res]
-    return res, fk.get("probs")
+    if feats.accuracy is not None:  # every result that used the domain classifier records its accuracy
+        res = [r.with_(params={**r.params, "extractor_test_accuracy": feats.accuracy}) for r in res]
+    return res
+
+
+def _overfitting(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, feats: _Features | None, rf: RunFolder,
+                 seed: int, device: torch.device) -> tuple[list[MetricResult], dict[str, str]]:
+    """Memorisation checks in pixel space and, when features exist, in feature space; NN gallery."""
+    from genbench.metrics.neighbours import nearest_neighbours
+    from genbench.metrics.overfitting import evaluate_overfitting
+    from genbench.reports.gallery import write_nn_gallery
+
+    def flat(a: torch.Tensor) -> np.ndarray:
+        return a.reshape(len(a), -1).numpy()
+
+    train_x = ds.split("train").x
+    held = ds.split(ev.reference).x
+    res = evaluate_overfitting(flat(fake), flat(train_x), flat(held), space_name="pixels",
+                               seed=derive_seed(seed, "overfitting"), device=device)
+    if feats is not None and feats.train is not None and feats.extractor_id != "pixels":
+        res += evaluate_overfitting(feats.fake, feats.train, feats.real, space_name=feats.extractor_id,
+                                    seed=derive_seed(seed, "overfitting"), device=device)
+    k = 3
+    nn = nearest_neighbours(flat(fake), flat(train_x), k=k, device=device)
+    g = write_nn_gallery(rf.artifacts / "nn_gallery.png", fake.numpy(), train_x.numpy(), n=ev.gallery_n, k=k, nn=nn)
+    return res, {"nn_gallery": str(g.relative_to(rf.path)),
+                 "nn_gallery_pairs": str(g.with_suffix(".json").relative_to(rf.path))}
 
 
 def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
@@ -125,12 +173,14 @@ def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
         p = write_scatter(rf.artifacts / "samples.png", fake[:5000].numpy(), ds.split("train").x[:5000].numpy())
         artifacts["sample_scatter"] = str(p.relative_to(rf.path))
 
-    ref = ds.split(ev.reference).x
-    fake_probs = None
+    feats = None
+    if "quality" in ev.families or ("coverage" in ev.families and ds.info.kind == "image"):
+        t = time.perf_counter()
+        feats = _features(ev, ds, fake, rf, device)
+        timings["features_s"] = time.perf_counter() - t
     if "quality" in ev.families:
         t = time.perf_counter()
-        res, fake_probs = _quality(ev, ds, fake, ref, rf, cell.seed, device)
-        metrics += res
+        metrics += _quality(ev, feats, cell.seed)
         timings["quality_s"] = time.perf_counter() - t
     if "likelihood" in ev.families:
         from genbench.metrics.likelihood import evaluate_likelihood
@@ -141,23 +191,17 @@ def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
                                        device=device)
         timings["likelihood_s"] = time.perf_counter() - t
     if "overfitting" in ev.families and ds.info.kind == "image":
-        from genbench.metrics.overfitting import evaluate_overfitting
-        from genbench.reports.gallery import write_nn_gallery
-
         t = time.perf_counter()
-        flat = lambda a: a.reshape(len(a), -1).numpy()  # noqa: E731
-        train_x = ds.split("train").x
-        metrics += evaluate_overfitting(flat(fake), flat(train_x), flat(ds.split(ev.reference).x),
-                                        space_name="pixels", seed=derive_seed(cell.seed, "overfitting"))
-        g = write_nn_gallery(rf.artifacts / "nn_gallery.png", fake.numpy(), train_x.numpy(), n=ev.gallery_n)
-        artifacts["nn_gallery"] = str(g.relative_to(rf.path))
+        res, arts = _overfitting(ev, ds, fake, feats, rf, cell.seed, device)
+        metrics += res
+        artifacts.update(arts)
         timings["overfitting_s"] = time.perf_counter() - t
     if "coverage" in ev.families:
         from genbench.metrics import coverage
 
         if isinstance(ds, MixtureDataset):
             metrics += coverage.evaluate_mode_coverage(fake.numpy(), ds)
-        elif fake_probs is not None:
-            metrics += coverage.class_coverage(np.asarray(fake_probs))
+        elif feats is not None and feats.fake_probs is not None:
+            metrics += coverage.class_coverage(feats.fake_probs)
     return CellOutput(metrics=metrics, artifacts=artifacts, timings=timings, device=str(device),
                       control=not spec.trained)

@@ -500,8 +500,8 @@ def test_evaluate_labels_an_exact_model_with_train_test_gap():
     p = ds.train.x.double().mean(0).clamp(0.02, 0.98).numpy()
     rows = evaluate_likelihood(dataset=ds, model=Bernoulli(p), n_test=100, train_subset=150)
     by = {r.protocol: r for r in rows}
-    assert set(by) == {"exact-loglik/ref=test", "exact-loglik/ref=train", "exact-loglik"}
-    test, train, gap = by["exact-loglik/ref=test"], by["exact-loglik/ref=train"], by["exact-loglik"]
+    assert set(by) == {"exact-loglik/ref=test", "exact-loglik/ref=train", "exact-loglik-gap"}
+    test, train, gap = by["exact-loglik/ref=test"], by["exact-loglik/ref=train"], by["exact-loglik-gap"]
     x = ds.test.x[:100].double().flatten(1).numpy()
     closed = (x * np.log(p.ravel()) + (1 - x) * np.log(1 - p.ravel())).sum(1)
     assert test.value == pytest.approx(closed.mean(), rel=1e-12)

@@ -972,7 +972,9 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
     def triple(metric: str, gap_proto: str, make: Callable[[str, torch.Tensor], MetricResult]) -> None:
         rows = {ref: make(ref, x) for ref, x in refs.items()}
         out.extend([rows["test"], rows["train"],
-                    _gap_result(f"{metric}-gap", gap_proto, rows["train"], rows["test"])])
+                    # the gap's protocol names itself: "parzen-gap@pixels/...", never a bare "parzen@..."
+                    _gap_result(f"{metric}-gap", gap_proto.replace(metric, f"{metric}-gap", 1),
+                                rows["train"], rows["test"])])
 
     if samples is not None and (parzen or gmm):
         s = _flat(samples, "samples", hint="check the generator's output")
