@@ -46,8 +46,9 @@ NAMES = GENERATORS.names()
 TRAINED = [n for n in NAMES if GENERATORS.get(n).trained]
 CONTROLS = [n for n in NAMES if not GENERATORS.get(n).trained]
 DATASETS = {"image": "digits", "points": "mixture-ring"}
+# bit-for-bit claims are CPU claims (ARCHITECTURE.md): pin the device even where CUDA exists
 TINY = {"steps": 4, "batch_size": 16, "checkpoint_every": 2, "val_every": 2, "log_every": 1, "val_max": 32,
-        "plot": False}
+        "plot": False, "device": "cpu"}
 
 
 def cases(names: list[str]) -> list[tuple[str, str]]:

@@ -126,7 +126,8 @@ def toy_families(monkeypatch):
     for name, cls, cfg in (("test-toy", Toy, ToyConfig), ("test-walker", Walker, WalkerConfig)):
         spec = GeneratorSpec(name=name, config_cls=cfg, build=lambda c, ds, cls=cls: cls(c, ds.info),
                              default_train=lambda info: {"steps": 12, "batch_size": 32, "checkpoint_every": 5,
-                                                         "val_every": 4, "log_every": 2, "plot": False})
+                                                         "val_every": 4, "log_every": 2, "plot": False,
+                                                         "device": "cpu"})
         monkeypatch.setitem(GENERATORS._entries, name, Entry(name, spec, "test family", {"trained": True}))
 
 
@@ -146,7 +147,9 @@ def assert_same_weights(a: dict, b: dict) -> None:
 
 
 TINY_VAE = {"z_dim": 2, "hidden": [16]}
-TINY_TRAIN = {"steps": 12, "batch_size": 32, "checkpoint_every": 5, "val_every": 4, "log_every": 2, "plot": False}
+# bit-for-bit claims are CPU claims (ARCHITECTURE.md): pin the device even where CUDA exists
+TINY_TRAIN = {"steps": 12, "batch_size": 32, "checkpoint_every": 5, "val_every": 4, "log_every": 2, "plot": False,
+              "device": "cpu"}
 
 
 # --- seeding -----------------------------------------------------------------------------------
@@ -367,6 +370,10 @@ def test_build_generator_controls_and_trained(toy_families, digits, tmp_path):
     run = RunFolder.open(tmp_path, "r")
     model, info = build_generator("test-toy", digits, seed=0, run=run)
     assert info["trained"] and info["training"]["finished"] and info["training"]["steps"] == 12
+    assert {m.protocol for m in info["metrics"]} == {"val-mse-score@digits/ref=val", "train-loss@digits/last-window",
+                                                     "train-seconds@digits/device=cpu"}
+    assert info["artifacts"] == {"checkpoint_last": "checkpoints/last.pt", "checkpoint_best": "checkpoints/best.pt",
+                                 "curves": "artifacts/curves.csv"}
     again, info2 = build_generator("test-toy", digits, seed=0, run=run)
     assert info2["training"]["resumed_from"] == 12  # loaded, not retrained
     assert_same_weights(weights(model), weights(again))
@@ -377,8 +384,10 @@ def test_train_run_writes_run_folder_and_store_row(tmp_path):
                     train_overrides=TINY_TRAIN)
     assert rec["status"] == "done" and rec["run_id"].startswith("train-vae-digits-s0-")
     run = RunFolder(tmp_path / "runs" / rec["run_id"])
+    assert rec["path"] == str(run.path)
     assert json.loads(run.config_path.read_text())["model_config"]["z_dim"] == 2
-    assert run.read_result() == rec
+    assert {**run.read_result(), "path": str(run.path)} == rec
+    assert set(rec["artifacts"]) == {"checkpoint_last", "checkpoint_best", "curves"}
     by_metric = {m["metric"]: m for m in rec["metrics"]}
     elbo = by_metric["val_elbo"]
     assert elbo["protocol"] == "val-elbo@digits/ref=val" and elbo["kind"] == "lower-bound"

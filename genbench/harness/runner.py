@@ -13,7 +13,6 @@ from genbench._io import hash_text
 from genbench.config import to_dict
 from genbench.generators import get_generator_spec
 from genbench.harness.checkpoint import load_model, read_checkpoint
-from genbench.harness.config import NON_DETERMINING
 from genbench.harness.loop import check_supports, resolve_configs, train
 from genbench.harness.runtime import resolve_device
 from genbench.results import MetricResult
@@ -38,7 +37,9 @@ def build_generator(
     Returns
     -------
     (generator, info) : ``info`` has ``generator``, ``trained``, ``config`` and, for trained
-        families, ``training`` (the :meth:`TrainResult.summary`).
+        families, ``training`` (the :meth:`TrainResult.summary`), ``metrics`` (the training
+        summary as :class:`genbench.results.MetricResult` records, e.g. ``val-elbo@digits/ref=val``)
+        and ``artifacts`` (checkpoint and curve paths relative to ``run``).
 
     Examples
     --------
@@ -56,7 +57,17 @@ def build_generator(
     res = train(spec_name, dataset, seed=seed, run=run, model_overrides=model_overrides,
                 train_overrides=train_overrides, device=device)
     return res.model, {"generator": spec_name, "trained": True, "config": res.model_config,
-                       "training": res.summary()}
+                       "training": res.summary(), "metrics": training_metrics(res, dataset),
+                       "artifacts": training_artifacts(res, run)}
+
+
+def training_artifacts(res: Any, run: Any) -> dict[str, str]:
+    """Checkpoint and curve paths relative to the run folder (empty without a run folder)."""
+    if run is None:
+        return {}
+    paths = {f"checkpoint_{k}": p for k, p in res.checkpoints.items()}
+    paths.update({"curves": res.curves, "curves_png": res.curves_png})
+    return {k: str(p.relative_to(run.path)) for k, p in paths.items() if p is not None}
 
 
 def run_id_for(generator: str, dataset: Any, *, seed: int, model_overrides: dict[str, Any] | None = None,
@@ -131,7 +142,9 @@ def train_run(
     ``config.json``, ``checkpoints/{last,best}.pt``, ``artifacts/curves.{csv,png}``, ``log.txt``
     and, last, ``result.json`` (status ``done`` with the training metrics and provenance, or
     ``failed`` with the error, which is then re-raised). An interrupted run resumes from its
-    checkpoint when called again; a finished one returns its record without training.
+    checkpoint when called again; a finished one returns its record without training. The
+    returned record is ``result.json``'s content plus ``path`` (the run folder; kept out of the
+    file so that results folders can be moved).
 
     Examples
     --------
@@ -158,7 +171,7 @@ def train_run(
         record = run.read_result()
         assert record is not None
         store.put(record, path=run.path)
-        return record
+        return {**record, "path": str(run.path)}
     model_config, tc = resolve_configs(spec, dataset.info, model_overrides, train_overrides)
     config = {
         "kind": "train", "generator": generator, "dataset": dataset_name, "seed": int(seed),
@@ -179,17 +192,14 @@ def train_run(
                                   provenance=provenance(seed=seed, device=dev), **common)
         store.put(record, path=run.path)
         raise
-    artifacts = {k: str(p.relative_to(run.path)) for k, p in res.checkpoints.items()}
-    for k, p in (("curves", res.curves), ("curves_png", res.curves_png)):
-        if p is not None:
-            artifacts[k] = str(p.relative_to(run.path))
     record = run.write_result(
         status="done", metrics=training_metrics(res, dataset), provenance=provenance(seed=seed, device=res.device),
-        artifacts=artifacts, training={k: v for k, v in res.summary().items() if k not in ("checkpoints",)},
+        artifacts=training_artifacts(res, run),
+        training={k: v for k, v in res.summary().items() if k not in ("checkpoints", "curves", "curves_png")},
         **common,
     )
     store.put(record, path=run.path)
-    return record
+    return {**record, "path": str(run.path)}
 
 
 def load_trained(run_dir: str | os.PathLike, *, which: str = "selected", device: str | torch.device = "cpu") -> Any:
@@ -206,4 +216,4 @@ def load_trained(run_dir: str | os.PathLike, *, which: str = "selected", device:
     return load_model(path, device=resolve_device(device))
 
 
-__all__ = ["NON_DETERMINING", "build_generator", "load_trained", "run_id_for", "train_run", "training_metrics"]
+__all__ = ["build_generator", "load_trained", "run_id_for", "train_run", "training_artifacts", "training_metrics"]
