@@ -424,3 +424,11 @@ def test_cuda_training_with_bf16_autocast(digits, tmp_path):
     assert res.device.startswith("cuda") and res.finished
     assert all(math.isfinite(v) for v in res.final_losses.values())
     assert load_model(res.checkpoints["last"]).sample(4, seed=0).shape == (4, 1, 8, 8)
+
+
+def test_threads_apply_during_training_and_are_restored(toy_families, digits):
+    torch.set_num_threads(2)
+    seen = []
+    train("test-toy", digits, seed=0, run=None, train_overrides={"threads": 1, "steps": 3},
+          on_step=lambda s, l: seen.append(torch.get_num_threads()))
+    assert seen == [1, 1, 1] and torch.get_num_threads() == 2

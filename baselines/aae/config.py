@@ -69,9 +69,9 @@ def default_config(info: Any) -> AAEConfig:
 def default_train(info: Any) -> dict[str, Any]:
     size = size_class(info)
     if size == "points":
-        return {"steps": 3000, "batch_size": 256, "val_every": 500, "checkpoint_every": 1000}
+        return {"steps": 3000, "batch_size": 256, "val_every": 500, "checkpoint_every": 1000, "threads": 1}
     if size == "small":
-        return {"steps": 2000, "batch_size": 64, "val_every": 250, "checkpoint_every": 1000}
+        return {"steps": 2000, "batch_size": 64, "val_every": 250, "checkpoint_every": 1000, "threads": 1}
     if size == "medium":
         return {"steps": 20000, "batch_size": 128, "val_every": 2000, "checkpoint_every": 2000, "val_max": 2000}
     return {"steps": 50000, "batch_size": 128, "val_every": 5000, "checkpoint_every": 5000, "val_max": 2000}

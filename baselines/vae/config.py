@@ -65,10 +65,10 @@ def default_train(info: Any) -> dict[str, Any]:
     """digits: ~10 s of one CPU core; 2-D mixtures: ~10 s; MNIST / CIFAR-10: GPU-sized (not run in tests)."""
     size = size_class(info)
     if size == "points":
-        return {"steps": 3000, "batch_size": 256, "val_every": 500, "checkpoint_every": 1000}
+        return {"steps": 3000, "batch_size": 256, "val_every": 500, "checkpoint_every": 1000, "threads": 1}
     if size == "small":
         # the validation ELBO peaks around 1500-2000 steps; later steps overfit (selection keeps the best)
-        return {"steps": 2000, "batch_size": 64, "val_every": 250, "checkpoint_every": 1000}
+        return {"steps": 2000, "batch_size": 64, "val_every": 250, "checkpoint_every": 1000, "threads": 1}
     if size == "medium":
         return {"steps": 20000, "batch_size": 128, "val_every": 1000, "checkpoint_every": 2000}
     return {"steps": 50000, "batch_size": 128, "val_every": 2500, "checkpoint_every": 5000}

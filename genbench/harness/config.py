@@ -39,6 +39,9 @@ class TrainConfig:
     plot : also write ``curves.png`` at the end.
     deterministic : on CUDA, cuDNN deterministic kernels and no autotuning (CPU is
         deterministic already).
+    threads : torch intra-op CPU threads during training (restored afterwards); None leaves
+        torch's setting. Small models take 1: their ops are too small to split, and on shared
+        cores a second thread was measured ~10x *slower* (2 cores, several processes).
     """
 
     steps: int = 1000
@@ -54,6 +57,7 @@ class TrainConfig:
     progress: bool | None = None
     plot: bool = True
     deterministic: bool = True
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "val_batch_size"):
@@ -62,6 +66,8 @@ class TrainConfig:
         for name in ("checkpoint_every", "val_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"TrainConfig.{name} must be >= 0 (0: only at the end); got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"TrainConfig.threads must be >= 1 or None; got {self.threads}")
         if self.val_max is not None and self.val_max < 1:
             raise ConfigError(f"TrainConfig.val_max must be >= 1 or None; got {self.val_max}")
 

@@ -159,6 +159,19 @@ class _Progress:
 
 
 @contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+@contextlib.contextmanager
 def _cudnn_deterministic(device: torch.device, on: bool) -> Iterator[None]:
     if device.type != "cuda" or not on:
         yield
@@ -333,7 +346,7 @@ def train(
 
     finished = bool(resume is not None and resume.get("finished"))
     enabled = progress_enabled(progress if progress is not None else tc.progress)
-    with _cudnn_deterministic(dev, tc.deterministic):
+    with _cudnn_deterministic(dev, tc.deterministic), _threads(tc.threads):
         bar = progress_bar(total=tc.steps, initial=st.step, desc=f"{spec_name}/{info.name}", enabled=enabled)
         try:
             while not finished and st.step < tc.steps:
@@ -390,7 +403,8 @@ def train(
                     on_step(step, losses)
         finally:
             bar.close()
-    st.elapsed = elapsed() if not (resume is not None and resume.get("finished")) else st.elapsed
+    if not (resume is not None and resume.get("finished")):  # a finished run keeps its recorded time
+        st.elapsed = elapsed()
 
     # selection: put the best weights in the returned model
     selected, selected_step, selected_scores = "last", st.step, dict(st.final_scores)
