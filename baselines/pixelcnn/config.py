@@ -59,7 +59,7 @@ def default_config(info) -> PixelCNNConfig:
     """
     _, h, w = info.shape
     if max(h, w) <= 8:
-        return PixelCNNConfig(channels=64, n_blocks=4, first_kernel=7, kernel=3, head=128)
+        return PixelCNNConfig(channels=64, n_blocks=4, first_kernel=7, kernel=3, head=128, lr=2e-3)
     if info.shape[0] == 1:
         return PixelCNNConfig(channels=128, n_blocks=7, first_kernel=7, kernel=3, head=256)
     return PixelCNNConfig(channels=256, n_blocks=12, first_kernel=7, kernel=3, head=512, lr=3e-4)
@@ -69,7 +69,8 @@ def default_train(info) -> dict:
     """Harness TrainConfig overrides: step budget and batch size per dataset."""
     _, h, _ = info.shape
     if h <= 8:
-        return {"steps": 1500, "batch_size": 64}
+        # digits: 1500 steps of 32 (38 epochs); validation NLL stops improving about here
+        return {"steps": 1500, "batch_size": 32}
     if info.shape[0] == 1:
         return {"steps": 20000, "batch_size": 64}
     return {"steps": 100000, "batch_size": 32}
