@@ -70,7 +70,7 @@ class _Features:
     fake_probs: np.ndarray | None
     real_probs: np.ndarray | None
     train: np.ndarray | None  # training-split features, for memorisation checks in feature space
-    accuracy: float | None  # the domain classifier's held-out accuracy, recorded with its results
+    info: dict[str, Any] | None  # the extractor's description (weights hash, held-out accuracy)
 
 
 def _features(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, rf: RunFolder, device: torch.device) -> _Features:
@@ -94,19 +94,17 @@ def _features(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, rf: RunFolder, de
         return None if d.get("probs") is None else np.asarray(d["probs"])
 
     return _Features(extractor.id, np.asarray(ref["features"]), np.asarray(fk["features"]), probs(fk), probs(ref),
-                     train, getattr(extractor, "accuracy", None))
+                     train, getattr(extractor, "info", None))
 
 
 def _quality(ev: EvalConfig, feats: _Features, seed: int) -> list[MetricResult]:
     from genbench.metrics.quality import evaluate_quality
 
-    res = evaluate_quality(
+    return evaluate_quality(
         feats.real, feats.fake, fake_probs=feats.fake_probs, real_probs=feats.real_probs,
         extractor_id=feats.extractor_id, ref_split=ev.reference, seed=derive_seed(seed, "quality"), n_boot=ev.n_boot,
+        extractor_info=feats.info,  # every row records the weights hash and the classifier's held-out accuracy
     )
-    if feats.accuracy is not None:  # every result that used the domain classifier records its accuracy
-        res = [r.with_(params={**r.params, "extractor_test_accuracy": feats.accuracy}) for r in res]
-    return res
 
 
 def _overfitting(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, feats: _Features | None, rf: RunFolder,
