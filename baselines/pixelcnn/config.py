@@ -54,8 +54,8 @@ class PixelCNNConfig:
 def default_config(info) -> PixelCNNConfig:
     """Sizes per dataset: digits 8x8 (seconds on CPU), MNIST 28x28, CIFAR-10 32x32.
 
-    The MNIST and CIFAR-10 sizes follow the paper's residual PixelCNN more loosely (it used
-    h = 128, i.e. 256 channels, and 15 blocks); they are documented settings, not run in tests.
+    The MNIST and CIFAR-10 sizes are smaller than the paper's fifteen-layer PixelCNN and
+    untuned: documented starting points, constructed and stepped in tests but not trained there.
     """
     _, h, w = info.shape
     if max(h, w) <= 8:

@@ -5,7 +5,8 @@ figure 5 (residual block), restricted to spatial masking: the output at pixel i 
 sees every channel of pixels < i and nothing else, so the C channels of a pixel are modelled
 as conditionally independent given the previous pixels (the paper's R -> G -> B channel masks
 are not used). That is a simpler but valid autoregressive factorisation, so the likelihood is
-still exact.
+still exact. Conditioning on whole previous pixels follows PixelCNN++ (Salimans et al. 2017),
+which however still couples the channels within a pixel; here they are independent given the past.
 """
 
 from __future__ import annotations
