@@ -9,7 +9,9 @@ os.environ.setdefault("GENBENCH_PROGRESS", "0")
 
 @pytest.fixture(autouse=True)
 def _torch_threads():
+    # One intra-op thread: these models are tiny, and with two threads an op stalls whenever
+    # another process holds a core (measured 57 s vs 2 s for one PixelCNN sample on busy cores).
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     yield
