@@ -1,70 +1,118 @@
-"""Comparison tables from the results store: protocols x generators, per dataset.
+"""Comparison tables from the results store: models x metrics, per dataset and metric family.
 
-Rows are protocol names (a metric with its extractor, sample counts, reference split and
-hyper-parameters), so numbers of different protocols never share a row. Cells show
-mean ± std over training seeds when there are several seeds, else the metric's own uncertainty
-(its ``std_kind`` is listed in the CSV). Controls are marked ``(control)``.
+Each column is one protocol (a metric with its extractor, sample counts, reference split and
+fixed hyper-parameters); numbers of different protocols never share a column. Hyper-parameters
+tuned per model on validation data (Parzen ``sigma``, GMM ``components``) are part of a row's
+full protocol name but not of the column key: choosing them on validation *is* the protocol.
+Cells show mean ± std over training seeds when there are several seeds, else the metric's own
+uncertainty (its kind is in the CSV's ``std_kind``). Controls are reference rows, marked
+``(control)``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 from genbench._io import atomic_write_text
 from genbench.runs import results_dir
 from genbench.store import ResultsStore
 
-# display order: metric families as a reader scans them; anything else follows alphabetically
-ORDER = ("is", "fid", "kid", "precision", "recall", "density", "coverage", "parzen", "gmm", "iwae", "elbo",
-         "nll-exact", "exact", "true")
+# Metric name -> family, for grouping the printed tables (reports must not import the metric
+# modules, which import torch; a name not listed here is shown under "other").
+FAMILIES = {
+    "quality": ("is", "is_real", "fid", "kid", "precision", "recall", "density", "coverage"),
+    "likelihood": ("exact-loglik", "iwae", "elbo", "bound-loglik", "parzen", "gmm", "true-loglik",
+                   "exact-loglik-gap", "iwae-gap", "elbo-gap", "bound-loglik-gap", "parzen-gap", "gmm-gap"),
+    "overfitting": ("nn-median-ratio", "copy-rate", "authenticity", "ct", "likelihood-gap"),
+    "coverage": ("modes-captured", "hq-share", "mode-kl", "classes-covered", "class-kl"),
+}
+FAMILY_ORDER = ("quality", "likelihood", "overfitting", "coverage", "training", "other")
+_RANK = {m: i for fam in FAMILIES.values() for i, m in enumerate(fam)}
+TUNED = re.compile(r"^(sigma|components)=")
+
+
+def metric_family(metric: str) -> str:
+    if metric.startswith(("val_", "train_")):
+        return "training"
+    return next((f for f, names in FAMILIES.items() if metric in names), "other")
+
+
+def column_key(protocol: str) -> str:
+    """The protocol without the hyper-parameters tuned per model (they are chosen by the protocol)."""
+    head, _, rest = protocol.partition("@")
+    if not rest:
+        return protocol
+    parts = [p for p in rest.split("/") if not TUNED.match(p)]
+    return head + "@" + "/".join(parts)
 
 
 def load_frame(results: str | os.PathLike | None = None, *, matrix: str | None = None, store_path=None):
-    """The tidy long table (one row per run x metric) of finished cells, with a ``control`` column."""
+    """The tidy long table (one row per run x metric) of finished runs, with ``control``,
+    ``family`` and ``column`` (the protocol's column key)."""
     store = ResultsStore(results, path=store_path)
     df = store.to_frame()
     runs = {r["run_id"]: r for r in store.runs()}
     df["control"] = [bool((runs.get(rid, {}).get("extra") or {}).get("control", False)) for rid in df["run_id"]]
-    df = df[(df["status"] == "done")]
+    df["family"] = [metric_family(m) for m in df["metric"]]
+    df["column"] = [column_key(p) for p in df["protocol"]]
+    df = df[df["status"] == "done"]
     if matrix is not None:
         df = df[df["matrix"] == matrix]
     return df
 
 
 def _fmt(mean: float, std: float | None) -> str:
-    def f(v: float) -> str:
-        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.4e}"
-
+    f = f"{mean:.4g}" if abs(mean) < 1e5 else f"{mean:.3e}"
     if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f(mean)
-    return f"{f(mean)} ± {std:.2g}"
+        return f
+    return f"{f} ± {std:.2g}"
 
 
-def comparison_tables(df) -> dict[str, object]:
-    """{dataset: DataFrame of protocol rows x generator columns with formatted 'mean ± std' strings}."""
-    import pandas as pd
+def _labels(columns: list[str]) -> dict[str, str]:
+    """Short column labels: the metric name, plus the protocol parts that tell apart columns of
+    the same metric (e.g. ``parzen[ref=test]`` / ``parzen[ref=train]``)."""
+    by_metric: dict[str, list[str]] = {}
+    for c in columns:
+        by_metric.setdefault(c.split("@")[0], []).append(c)
+    out = {}
+    for metric, cols in by_metric.items():
+        if len(cols) == 1:
+            out[cols[0]] = metric
+            continue
+        split = [c.partition("@")[2].split("/") for c in cols]
+        common = set.intersection(*(set(s) for s in split))
+        for c, s in zip(cols, split):
+            diff = [p for p in s if p not in common]
+            out[c] = f"{metric}[{','.join(diff)}]" if diff else c
+    return out
 
-    out: dict[str, object] = {}
+
+def comparison_tables(df) -> dict[str, dict[str, tuple[object, dict[str, str]]]]:
+    """{dataset: {family: (DataFrame models x metric labels, {label: protocol column key})}}."""
+    out: dict[str, dict[str, tuple[object, dict[str, str]]]] = {}
     for ds, g in df.groupby("dataset", sort=True):
-        agg = g.groupby(["protocol", "metric", "generator", "control"], dropna=False).agg(
+        agg = g.groupby(["family", "column", "metric", "generator", "control"], dropna=False).agg(
             mean=("value", "mean"), seed_std=("value", "std"), own_std=("std", "mean"), seeds=("seed", "nunique"),
         ).reset_index()
-        agg["cell"] = [
-            _fmt(r.mean, r.seed_std if r.seeds > 1 else r.own_std) for r in agg.itertuples()
-        ]
-        gens = agg[["generator", "control"]].drop_duplicates().sort_values(["control", "generator"])
-        cols = [f"{r.generator} (control)" if r.control else r.generator for r in gens.itertuples()]
-        agg["col"] = [f"{r.generator} (control)" if r.control else r.generator for r in agg.itertuples()]
-        wide = agg.pivot_table(index=["metric", "protocol"], columns="col", values="cell", aggfunc="first")
-        wide = wide.reindex(columns=[c for c in cols if c in wide.columns])
-        rank = {m: i for i, m in enumerate(ORDER)}
-        keys = sorted(wide.index, key=lambda k: (rank.get(k[0].split("-")[0] if k[0] not in rank else k[0],
-                                                          len(ORDER)), k[0], k[1]))
-        wide = wide.reindex(keys).fillna("")
-        wide.index = pd.Index([p for _, p in wide.index], name="protocol")
-        out[str(ds)] = wide
+        agg["cell"] = [_fmt(r.mean, r.seed_std if r.seeds > 1 else r.own_std) for r in agg.itertuples()]
+        agg["row"] = [f"{r.generator} (control)" if r.control else r.generator for r in agg.itertuples()]
+        rows = agg[["row", "control"]].drop_duplicates().sort_values(["control", "row"])["row"].tolist()
+        per_family = {}
+        for fam in FAMILY_ORDER:
+            a = agg[agg["family"] == fam]
+            if a.empty:
+                continue
+            cols = sorted(a["column"].unique(), key=lambda c: (_RANK.get(c.split("@")[0], 99), c))
+            labels = _labels(cols)
+            wide = a.pivot_table(index="row", columns="column", values="cell", aggfunc="first")
+            wide = wide.reindex(index=[r for r in rows if r in wide.index], columns=cols).fillna("")
+            wide.columns = [labels[c] for c in cols]
+            wide.index.name = "generator"
+            per_family[fam] = (wide, {labels[c]: c for c in cols})
+        out[str(ds)] = per_family
     return out
 
 
@@ -72,11 +120,19 @@ def format_comparison(df) -> str:
     import pandas as pd
 
     parts = []
-    with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 60,
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 40,
                            "display.max_rows", None):
-        for ds, table in comparison_tables(df).items():
-            parts.append(f"== {ds} ==\n{table.to_string()}")
-    return "\n\n".join(parts) if parts else "(no finished cells in the results store)"
+        for ds, fams in comparison_tables(df).items():
+            parts.append(f"=== {ds} ===")
+            for fam, (table, legend) in fams.items():
+                parts.append(f"--- {ds}: {fam} ---\n{table.to_string()}")
+                parts.append("protocols:\n" + "\n".join(f"  {k:<24} {v}" for k, v in legend.items()))
+    if not parts:
+        return "(no finished runs in the results store)"
+    parts.append("± is the std over training seeds where there are several, else the metric's own uncertainty "
+                 "(stderr over test examples for likelihoods, std over splits/subsets for IS/KID); sigma and "
+                 "components are tuned per model on the validation split (values in the CSV).")
+    return "\n\n".join(parts)
 
 
 def print_comparison(store_path: str | os.PathLike, *, matrix: str | None = None) -> None:
@@ -86,13 +142,16 @@ def print_comparison(store_path: str | os.PathLike, *, matrix: str | None = None
 
 def write_report(results: str | os.PathLike | None = None, *, out_dir: str | os.PathLike | None = None,
                  matrix: str | None = None) -> list[Path]:
-    """Write the tidy CSV, one wide CSV per dataset and a text table; returns the paths."""
+    """Write the tidy CSV, one wide CSV per dataset (models x protocols) and a text table."""
     root = results_dir(results)
     out = Path(out_dir) if out_dir else root / "report"
     df = load_frame(root, matrix=matrix)
     paths = [atomic_write_text(out / "results_long.csv", df.to_csv(index=False))]
-    for ds, table in comparison_tables(df).items():
+    for ds, fams in comparison_tables(df).items():
+        import pandas as pd
+
+        wide = pd.concat([t.rename(columns=legend) for t, legend in fams.values()], axis=1)
         safe = ds.replace(":", "_").replace("/", "_")
-        paths.append(atomic_write_text(out / f"comparison_{safe}.csv", table.to_csv()))
+        paths.append(atomic_write_text(out / f"comparison_{safe}.csv", wide.to_csv()))
     paths.append(atomic_write_text(out / "comparison.txt", format_comparison(df) + "\n"))
     return paths
