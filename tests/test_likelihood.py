@@ -563,7 +563,7 @@ def test_evaluate_with_a_latent_model_and_a_sampler_only_model():
     assert iwae.value == pytest.approx(truth, rel=1e-10)  # exact posterior proposal
     assert iwae.kind == "lower-bound" and iwae.params["k"] == 64 and any("5000" in w for w in iwae.warnings)
     assert by["elbo@mc=16/ref=test"].kind == "lower-bound"
-    assert {"iwae@k=64", "iwae@k=64/ref=train", "elbo@mc=16", "elbo@mc=16/ref=train"} <= set(by)
+    assert {"iwae-gap@k=64", "iwae@k=64/ref=train", "elbo-gap@mc=16", "elbo@mc=16/ref=train"} <= set(by)
     rows = evaluate_likelihood(dataset=ds, model=OnlySamples(), n_test=50)
     assert [r.metric for r in rows] == ["true-loglik"]
 
