@@ -11,10 +11,12 @@ from typing import Any
 def progress_enabled(requested: bool | None = None) -> bool:
     """True on an interactive terminal unless CI=true or GENBENCH_PROGRESS=0."""
     if requested is not None:
-        return requested
-    if os.environ.get("GENBENCH_PROGRESS") == "0" or os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        return bool(requested)
+    if os.environ.get("GENBENCH_PROGRESS", "").strip() == "0":
         return False
-    return sys.stderr.isatty()
+    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+        return False
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 def progress(iterable: Iterable[Any] | None = None, *, enabled: bool | None = None, **kwargs: Any):

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from genbench._io import atomic_save_npz, hash_text
+from genbench._io import atomic_save_npz
 from genbench._validation import check_finite, check_range
 from genbench.data import Dataset, MixtureDataset, load_dataset
+from genbench.harness import derive_seed, resolve_device
 from genbench.matrix import Cell, EvalConfig
 from genbench.results import MetricResult
 from genbench.runs import RunFolder
@@ -30,25 +31,12 @@ class CellOutput:
     control: bool = False
 
 
-def derive_seed(seed: int, stream: str) -> int:
-    """Independent, reproducible seeds for the streams of one run (sampling, bootstrap, ...)."""
-    return int(hash_text(f"{seed}/{stream}"), 16) % (2**31 - 1)
-
-
-def resolve_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available; use device = 'auto' or 'cpu'.")
-    return torch.device(device)
-
-
 def draw_samples(generator: Any, n: int, *, seed: int, dataset: Dataset, batch: int = 2000) -> torch.Tensor:
     """Draw ``n`` samples in batches (seeded per batch) and check shape, range and finiteness."""
     out = []
     for i, start in enumerate(range(0, n, batch)):
         m = min(batch, n - start)
-        x = generator.sample(m, seed=derive_seed(seed, f"sample/{i}"))
+        x = generator.sample(m, seed=derive_seed(seed, "sample", i))
         out.append(x.detach().float().cpu())
     x = torch.cat(out)
     expected = (n, *dataset.info.shape)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from genbench._progress import progress_enabled
 from genbench._registry import Entry
 from genbench.data import load_dataset
 from genbench.generators import GENERATORS, GeneratorSpec
@@ -28,7 +29,7 @@ from genbench.harness import (
     train,
     train_run,
 )
-from genbench.harness.runtime import progress_enabled, resolve_device
+from genbench.harness.runtime import resolve_device
 from genbench.runs import RunFolder
 from genbench.store import ResultsStore
 

@@ -17,13 +17,14 @@ from typing import Any
 
 import torch
 
+from genbench._progress import progress_enabled
 from genbench.config import override, to_dict
 from genbench.generators import GeneratorSpec, get_generator_spec
 from genbench.harness.base import StepContext, TrainableModel
 from genbench.harness.checkpoint import read_checkpoint, save_checkpoint
 from genbench.harness.config import TrainConfig
 from genbench.harness.curves import write_curves_csv, write_curves_png
-from genbench.harness.runtime import format_losses, progress_bar, progress_enabled, resolve_device
+from genbench.harness.runtime import format_losses, progress_bar, resolve_device
 from genbench.harness.seeding import (
     capture_rng,
     derive_seed,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 import torch
@@ -19,18 +17,6 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
             f"device {str(device)!r} was asked for but CUDA is not available; use device='auto' or 'cpu'."
         )
     return dev
-
-
-def progress_enabled(setting: bool | None) -> bool:
-    """Whether to draw a progress bar: an explicit True/False wins; otherwise only on a TTY,
-    and never when CI=true or GENBENCH_PROGRESS=0."""
-    if setting is not None:
-        return bool(setting)
-    if os.environ.get("GENBENCH_PROGRESS", "").strip() == "0":
-        return False
-    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
-        return False
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 def progress_bar(*, total: int, initial: int, desc: str, enabled: bool) -> Any:
