@@ -85,14 +85,26 @@ def _features(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, rf: RunFolder, de
                      train, getattr(extractor, "info", None))
 
 
-def _quality(ev: EvalConfig, feats: _Features, seed: int) -> list[MetricResult]:
+KNN_METRICS = ("precision", "recall", "density", "coverage")
+
+
+def _quality(ev: EvalConfig, feats: _Features, fake: torch.Tensor, seed: int) -> list[MetricResult]:
     from genbench.metrics.quality import evaluate_quality
 
-    return evaluate_quality(
+    res = evaluate_quality(
         feats.real, feats.fake, fake_probs=feats.fake_probs, real_probs=feats.real_probs,
         extractor_id=feats.extractor_id, ref_split=ev.reference, seed=derive_seed(seed, "quality"), n_boot=ev.n_boot,
         extractor_info=feats.info,  # every row records the weights hash and the classifier's held-out accuracy
     )
+    # Replaying controls drawn with replacement repeat samples exactly; repeated points have k-NN
+    # radius 0, so the fake manifold shrinks and recall / coverage read low. Say so on those rows.
+    n_dup = len(fake) - len(np.unique(fake.reshape(len(fake), -1).numpy(), axis=0))
+    if n_dup:
+        note = (f"{n_dup} of {len(fake)} generated samples are exact duplicates (e.g. a control replaying a "
+                "split with replacement); duplicates have k-NN radius 0, which shrinks the generated manifold "
+                "and lowers recall and coverage.")
+        res = [r.with_(warnings=(*r.warnings, note)) if r.metric in KNN_METRICS else r for r in res]
+    return res
 
 
 def _overfitting(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, feats: _Features | None, rf: RunFolder,
@@ -166,7 +178,7 @@ def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
         timings["features_s"] = time.perf_counter() - t
     if "quality" in ev.families:
         t = time.perf_counter()
-        metrics += _quality(ev, feats, cell.seed)
+        metrics += _quality(ev, feats, fake, cell.seed)
         timings["quality_s"] = time.perf_counter() - t
     if "likelihood" in ev.families:
         from genbench.metrics.likelihood import evaluate_likelihood
@@ -174,7 +186,7 @@ def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
         t = time.perf_counter()
         metrics += evaluate_likelihood(dataset=ds, samples=fake, model=gen, k=ev.iwae_k,
                                        n_test=ev.n_test or None, seed=derive_seed(cell.seed, "likelihood"),
-                                       device=device)
+                                       gmm_components=ev.gmm_components or None, device=device)
         timings["likelihood_s"] = time.perf_counter() - t
     if "overfitting" in ev.families and ds.info.kind == "image":
         t = time.perf_counter()

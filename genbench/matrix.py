@@ -46,6 +46,9 @@ class EvalConfig:
     iwae_k : importance samples per example for latent-variable models (5000 is the published
         standard for final numbers; the default matrix uses fewer and says so in the protocol).
     n_test : test examples used by likelihood estimators (0 = the whole split).
+    gmm_components : the GMM estimator's component-count grid, chosen on validation (empty = the
+        estimator's default grid; the default matrix uses (1, 2, 5, 10) on digits, where the
+        20-component full-covariance fit alone took most of a cell's time).
     gallery_n : generated samples shown in the nearest-neighbour gallery.
     n_boot : bootstrap resamples for confidence intervals (0 = none).
     device : ``auto``, ``cpu`` or ``cuda``.
@@ -58,6 +61,7 @@ class EvalConfig:
     families: tuple[str, ...] = EVAL_FAMILIES
     iwae_k: int = 1000
     n_test: int = 0
+    gmm_components: tuple[int, ...] = ()
     gallery_n: int = 16
     n_boot: int = 0
     device: str = "auto"

@@ -18,9 +18,12 @@ import torch
 
 
 def derive_seed(seed: int, *keys: int | str) -> int:
-    """A 63-bit seed for the named stream of run ``seed`` (stable across platforms and versions)."""
+    """A 31-bit seed for the named stream of run ``seed`` (stable across platforms and versions).
+
+    31 bits so that every consumer takes it: torch, numpy's ``RandomState`` and scikit-learn's
+    ``random_state`` (which refuse seeds of 2**32 and above)."""
     h = hashlib.sha256(repr((int(seed), *keys)).encode()).digest()
-    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+    return int.from_bytes(h[:8], "little") & ((1 << 31) - 1)
 
 
 def seed_everything(seed: int) -> None:

@@ -304,9 +304,14 @@ def inception_score(probs_or_logits: Any, *, splits: int = 10, seed: int = 0,
 def _mmd2_unbiased_poly(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD^2 with k(a, b) = (a.b/d + 1)^3 for equal-size subsets x, y (m, d)."""
     m, d = x.shape
-    k_xx = (x @ x.T / d + 1.0) ** 3
-    k_yy = (y @ y.T / d + 1.0) ** 3
-    k_xy = (x @ y.T / d + 1.0) ** 3
+
+    def cube(t: np.ndarray) -> np.ndarray:
+        # t * t * t, not t ** 3: numpy's power calls pow() per element, 10x slower at m = 1000
+        return t * t * t
+
+    k_xx = cube(x @ x.T / d + 1.0)
+    k_yy = cube(y @ y.T / d + 1.0)
+    k_xy = cube(x @ y.T / d + 1.0)
     sum_xx = k_xx.sum() - np.trace(k_xx)
     sum_yy = k_yy.sum() - np.trace(k_yy)
     return float((sum_xx + sum_yy) / (m * (m - 1)) - 2.0 * k_xy.sum() / (m * m))

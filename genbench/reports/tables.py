@@ -71,28 +71,41 @@ def _fmt(mean: float, std: float | None) -> str:
     return f"{f} ± {std:.2g}"
 
 
-def _labels(columns: list[str]) -> dict[str, str]:
-    """Short column labels: the metric name, plus the protocol parts that tell apart columns of
-    the same metric (e.g. ``parzen[ref=test]`` / ``parzen[ref=train]``)."""
+def _labels(columns: list[tuple[str, str]]) -> dict[str, str]:
+    """Short labels for (metric, column key) pairs: the metric name, plus the protocol parts that
+    tell apart columns of the same metric (e.g. ``parzen[ref=test]`` / ``parzen[ref=train]``)."""
     by_metric: dict[str, list[str]] = {}
-    for c in columns:
-        by_metric.setdefault(c.split("@")[0], []).append(c)
+    for metric, col in columns:
+        by_metric.setdefault(metric, []).append(col)
     out = {}
     for metric, cols in by_metric.items():
         if len(cols) == 1:
             out[cols[0]] = metric
             continue
-        split = [c.partition("@")[2].split("/") for c in cols]
-        common = set.intersection(*(set(s) for s in split))
-        for c, s in zip(cols, split):
-            diff = [p for p in s if p not in common]
+        split = [re.split(r"[@/]", c)[1:] for c in cols]
+        common = set.intersection(*(set(p) for p in split))
+        for c, parts in zip(cols, split):
+            # an extractor id's weights hash is in the legend; the label keeps its name
+            diff = [re.sub(r"^(domain)-.*", r"\1", p) for p in parts if p not in common]
             out[c] = f"{metric}[{','.join(diff)}]" if diff else c
     return out
 
 
-def comparison_tables(df) -> dict[str, dict[str, tuple[object, dict[str, str]]]]:
-    """{dataset: {family: (DataFrame models x metric labels, {label: protocol column key})}}."""
+def _printed(metric: str, column: str) -> bool:
+    """The printed table leaves out what the CSV keeps: likelihoods on the training subset (their
+    train - test gaps are shown) and raw training losses (validation scores and time are shown)."""
+    if column.endswith("/ref=train") and metric_family(metric) == "likelihood":
+        return False
+    return not (metric.startswith("train_") and metric != "train_seconds")
+
+
+def comparison_tables(df, *, printed: bool = False) -> dict[str, dict[str, tuple[object, dict[str, str]]]]:
+    """{dataset: {family: (DataFrame models x metric labels, {label: protocol column key})}}.
+
+    ``printed=True`` keeps only the columns of the printed table (see :func:`_printed`)."""
     out: dict[str, dict[str, tuple[object, dict[str, str]]]] = {}
+    if printed and len(df):
+        df = df[[_printed(m, c) for m, c in zip(df["metric"], df["column"])]]
     for ds, g in df.groupby("dataset", sort=True):
         agg = g.groupby(["family", "column", "metric", "generator", "control"], dropna=False).agg(
             mean=("value", "mean"), seed_std=("value", "std"), own_std=("std", "mean"), seeds=("seed", "nunique"),
@@ -105,8 +118,9 @@ def comparison_tables(df) -> dict[str, dict[str, tuple[object, dict[str, str]]]]
             a = agg[agg["family"] == fam]
             if a.empty:
                 continue
-            cols = sorted(a["column"].unique(), key=lambda c: (_RANK.get(c.split("@")[0], 99), c))
-            labels = _labels(cols)
+            pairs = sorted({(r.metric, r.column) for r in a.itertuples()}, key=lambda p: (_RANK.get(p[0], 99), p))
+            cols = [c for _, c in pairs]
+            labels = _labels(pairs)
             wide = a.pivot_table(index="row", columns="column", values="cell", aggfunc="first")
             wide = wide.reindex(index=[r for r in rows if r in wide.index], columns=cols).fillna("")
             wide.columns = [labels[c] for c in cols]
@@ -122,7 +136,7 @@ def format_comparison(df) -> str:
     parts = []
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 40,
                            "display.max_rows", None):
-        for ds, fams in comparison_tables(df).items():
+        for ds, fams in comparison_tables(df, printed=True).items():
             parts.append(f"=== {ds} ===")
             for fam, (table, legend) in fams.items():
                 parts.append(f"--- {ds}: {fam} ---\n{table.to_string()}")
@@ -131,7 +145,8 @@ def format_comparison(df) -> str:
         return "(no finished runs in the results store)"
     parts.append("± is the std over training seeds where there are several, else the metric's own uncertainty "
                  "(stderr over test examples for likelihoods, std over splits/subsets for IS/KID); sigma and "
-                 "components are tuned per model on the validation split (values in the CSV).")
+                 "components are tuned per model on the validation split; likelihoods on the training subset "
+                 "and training losses are in the CSV (genbench report).")
     return "\n\n".join(parts)
 
 
