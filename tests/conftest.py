@@ -15,3 +15,17 @@ def _torch_threads():
 
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from genbench.data import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def ring():
+    from genbench.data import load_dataset
+
+    return load_dataset("mixture-ring")

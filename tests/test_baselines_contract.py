@@ -33,15 +33,6 @@ from genbench.harness import (
 from genbench.protocols import Generator, LatentVariableModel, LikelihoodModel
 from genbench.runs import RunFolder
 
-
-@pytest.fixture(autouse=True)
-def _torch_threads():
-    # overrides conftest's 2 threads: tiny models on 2 shared cores run ~10x slower with two
-    # intra-op threads here (oversubscription), never faster
-    torch.set_num_threads(1)
-    yield
-
-
 NAMES = GENERATORS.names()
 TRAINED = [n for n in NAMES if GENERATORS.get(n).trained]
 CONTROLS = [n for n in NAMES if not GENERATORS.get(n).trained]

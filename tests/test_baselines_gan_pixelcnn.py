@@ -21,7 +21,7 @@ from baselines.pixelcnn.config import PixelCNNConfig
 from baselines.pixelcnn.config import default_config as pixelcnn_default_config
 from baselines.pixelcnn.model import PixelCNN
 from genbench.config import ConfigError, from_dict
-from genbench.data import DatasetInfo, load_dataset
+from genbench.data import DatasetInfo
 from genbench.harness.base import StepContext
 from genbench.protocols import Generator, LikelihoodModel
 
@@ -57,23 +57,7 @@ def changed(before, module):
     return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(_torch_threads):
-    # after conftest's 2 threads: on this shared 2-core machine, 2 OpenMP threads under load wait
-    # at every op's barrier for a descheduled peer; pixel-by-pixel sampling (many small ops)
-    # measured 30x slower than with 1 thread (57 s vs 2 s for a 32x32x3 tiny-net sample)
-    torch.set_num_threads(1)
-    yield
 
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def ring():
-    return load_dataset("mixture-ring")
 
 
 # ---------------------------------------------------------------------------------------------

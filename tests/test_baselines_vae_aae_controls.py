@@ -31,14 +31,6 @@ from genbench.harness import build_generator
 from genbench.protocols import Autoencoder, Generator, LatentVariableModel, LikelihoodModel
 
 
-@pytest.fixture(autouse=True)
-def _torch_threads():
-    # overrides conftest's 2 threads: tiny models on 2 shared cores run ~10x slower with two
-    # intra-op threads here (oversubscription), never faster
-    torch.set_num_threads(1)
-    yield
-
-
 def tiny_info(shape=(1, 1, 2), levels=3, kind="image", value_range=(0.0, 1.0)) -> DatasetInfo:
     return DatasetInfo(name="tiny", kind=kind, shape=shape, value_range=value_range, n_classes=None,
                        content_hash="0", split_sizes={}, levels=levels)
@@ -50,14 +42,6 @@ def grid(levels: int, d: int, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
     return torch.tensor(list(itertools.product(v, repeat=d)), dtype=torch.float32)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def ring():
-    return load_dataset("mixture-ring")
 
 
 # --- observation models ---------------------------------------------------------------------------

@@ -19,11 +19,6 @@ from genbench.metrics.coverage import (
 )
 
 
-@pytest.fixture(scope="module")
-def ring():
-    return load_dataset("mixture-ring")
-
-
 def _by_metric(rows):
     return {r.metric: r for r in rows}
 

@@ -19,11 +19,6 @@ from genbench.features._base import cache_root
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("genbench-cache")
 

@@ -15,7 +15,6 @@ from torch import nn
 
 from genbench._progress import progress_enabled
 from genbench._registry import Entry
-from genbench.data import load_dataset
 from genbench.generators import GENERATORS, GeneratorSpec
 from genbench.harness import (
     CheckpointError,
@@ -32,15 +31,6 @@ from genbench.harness import (
 from genbench.harness.runtime import resolve_device
 from genbench.runs import RunFolder
 from genbench.store import ResultsStore
-
-
-@pytest.fixture(autouse=True)
-def _torch_threads():
-    # overrides conftest's 2 threads: these models are tiny, and on 2 shared cores a second
-    # intra-op thread made steps ~10x slower here (oversubscription), never faster
-    torch.set_num_threads(1)
-    yield
-
 
 # --- toy families, registered only for the duration of a test -------------------------------
 
@@ -131,10 +121,6 @@ def toy_families(monkeypatch):
                                                          "device": "cpu"})
         monkeypatch.setitem(GENERATORS._entries, name, Entry(name, spec, "test family", {"trained": True}))
 
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def weights(model: nn.Module) -> dict[str, torch.Tensor]:

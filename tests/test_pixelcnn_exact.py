@@ -17,13 +17,6 @@ from baselines.pixelcnn.model import PixelCNN
 from genbench.data import DatasetInfo, load_dataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(_torch_threads):
-    # many small sequential passes: 1 thread avoids OpenMP barrier stalls on the shared 2-core machine
-    torch.set_num_threads(1)
-    yield
-
-
 def make_model(shape, levels, *, seed=0, **cfg):
     info = DatasetInfo(name="tiny", kind="image", shape=shape, value_range=(0.0, 1.0), n_classes=None,
                        content_hash="0", split_sizes={}, levels=levels)

@@ -17,24 +17,12 @@ import pytest
 import torch
 from quality_utils import recognition_rate
 
-from genbench.data import load_dataset
 from genbench.harness import train
 
 N_SAMPLES = 500
 MIN_RATE = 0.10  # 5x the independent-pixels rate; the trained families reach about 0.25
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(_torch_threads):
-    # on the shared 2-core machine 2 OpenMP threads stall at every op's barrier under load
-    # (measured up to 10x slower training); 1 thread gives stable timings
-    torch.set_num_threads(1)
-    yield
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

@@ -13,21 +13,7 @@ import pytest
 import torch
 from quality_utils import recognition_rate
 
-from genbench.data import load_dataset
 from genbench.harness import build_generator, train
-
-
-@pytest.fixture(autouse=True)
-def _torch_threads():
-    # overrides conftest's 2 threads: tiny models on 2 shared cores run ~10x slower with two
-    # intra-op threads here (oversubscription), never faster
-    torch.set_num_threads(1)
-    yield
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from genbench.data import load_dataset
 from genbench.features import extract, get_extractor
 from genbench.metrics.quality import frechet_distance
 from genbench.scoring import default_extractor, format_table, score
@@ -18,10 +17,6 @@ from genbench.scoring import default_extractor, format_table, score
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("score-cache")
 
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def write_npz(path, x: torch.Tensor):
