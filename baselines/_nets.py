@@ -25,7 +25,7 @@ value) and data of shape (M, *shape), and return per-example values summed over 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -405,3 +405,28 @@ def local_generator(seed: int, device: torch.device | str) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(int(seed))
     return g
+
+
+@torch.no_grad()
+def sample_latent_model(model: Any, n: int, *, seed: int, batch_size: int,
+                        draw_z: Callable[[int, torch.Generator], torch.Tensor],
+                        decode: Callable[[torch.Tensor], Any]) -> torch.Tensor:
+    """Ancestral samples of a latent-variable model, shared by the VAE and the AAE.
+
+    ``draw_z(m, g)`` draws m latents from the prior with generator ``g``; ``decode(z)`` gives
+    the observation model's parameters. ``model.config.sample_mode`` picks the decoder mean or a
+    decoder draw (``"auto"``: the mean for images, a draw for points). Returns (n, *shape) float32
+    on the CPU, deterministic in ``seed``; the model's train/eval mode is restored.
+    """
+    was_training = model.training
+    model.eval()
+    mode = model.config.sample_mode
+    if mode == "auto":
+        mode = "sample" if model.info.kind == "points" else "mean"
+    g = local_generator(seed, model.device)
+    out = []
+    for i in range(0, n, batch_size):
+        params = decode(draw_z(min(batch_size, n - i), g))
+        out.append((model.obs.mean(params) if mode == "mean" else model.obs.sample(params, g)).float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty((0, *model.shape))

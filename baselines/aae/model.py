@@ -26,11 +26,11 @@ from torch import nn
 
 from baselines._nets import (
     broadcast_latents,
-    local_generator,
     make_decoder,
     make_encoder,
     mlp,
     observation_model,
+    sample_latent_model,
     scale_input,
 )
 from baselines.aae.config import AAEConfig
@@ -140,21 +140,10 @@ class AAE(TrainableModel):
         log_w = self.log_likelihood(x, z) + self.prior_log_prob(z) - q.log_prob(z)
         return torch.logsumexp(log_w, 0) - math.log(k)
 
-    @torch.no_grad()
     def sample(self, n: int, *, seed: int, batch_size: int = 1024) -> torch.Tensor:
         """n samples (n, *shape) on the CPU: z ~ p(z), then the decoder mean or a decoder sample."""
-        was_training = self.training
-        self.eval()
-        mode = self.config.sample_mode
-        if mode == "auto":
-            mode = "sample" if self.info.kind == "points" else "mean"
-        g = local_generator(seed, self.device)
-        out = []
-        for i in range(0, n, batch_size):
-            params = self.decoder(self.prior_sample(min(batch_size, n - i), g))
-            out.append((self.obs.mean(params) if mode == "mean" else self.obs.sample(params, g)).float().cpu())
-        self.train(was_training)
-        return torch.cat(out) if out else torch.empty((0, *self.shape))
+        return sample_latent_model(self, n, seed=seed, batch_size=batch_size, draw_z=self.prior_sample,
+                                   decode=self.decoder)
 
     # --- training ---------------------------------------------------------------------------
 

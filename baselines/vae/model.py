@@ -22,6 +22,7 @@ from baselines._nets import (
     make_decoder,
     make_encoder,
     observation_model,
+    sample_latent_model,
     scale_input,
 )
 from baselines.vae.config import VAEConfig
@@ -142,23 +143,11 @@ class VAE(TrainableModel):
         self.train(was_training)
         return torch.cat(out).to(x.device)
 
-    @torch.no_grad()
     def sample(self, n: int, *, seed: int, batch_size: int = 1024) -> torch.Tensor:
         """n samples (n, *shape) on the CPU: the decoder mean or a decoder sample (``sample_mode``)."""
-        was_training = self.training
-        self.eval()
-        mode = self.config.sample_mode
-        if mode == "auto":
-            mode = "sample" if self.info.kind == "points" else "mean"
-        g = local_generator(seed, self.device)
-        out = []
-        for i in range(0, n, batch_size):
-            m = min(batch_size, n - i)
-            z = torch.randn((m, self.z_dim), generator=g, device=self.device)
-            params = self.decode_params(z)
-            out.append((self.obs.mean(params) if mode == "mean" else self.obs.sample(params, g)).float().cpu())
-        self.train(was_training)
-        return torch.cat(out) if out else torch.empty((0, *self.shape))
+        return sample_latent_model(
+            self, n, seed=seed, batch_size=batch_size, decode=self.decode_params,
+            draw_z=lambda m, g: torch.randn((m, self.z_dim), generator=g, device=self.device))
 
     # --- training ---------------------------------------------------------------------------
 
