@@ -146,8 +146,9 @@ def format_table(results: list[MetricResult]) -> str:
 
     Examples
     --------
-    >>> from genbench.results import MetricResult
-    >>> print(format_table([MetricResult("fid", 12.5, "fid@pixels/n=10v10/ref=test")]))
+    >>> from genbench.results import MetricResult, Protocol
+    >>> p = Protocol("fid", space="pixels", n={"real": 10, "fake": 10}, ref="test")
+    >>> print(format_table([MetricResult("fid", 12.5, p)]))
     metric  value  protocol
     ------  -----  ---------------------------
     fid     12.5   fid@pixels/n=10v10/ref=test
@@ -166,7 +167,7 @@ def format_table(results: list[MetricResult]) -> str:
             if w not in notes:
                 notes.append(w)
             tag += f" [{notes.index(w) + 1}]"
-        body.append((r.metric, v, r.protocol + tag))
+        body.append((r.metric, v, str(r.protocol) + tag))
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(3)]
 
     def line(cells: tuple[str, ...]) -> str:

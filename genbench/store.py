@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from genbench.results import Protocol
 from genbench.runs import iter_run_folders, results_dir
 
 STORE_NAME = "index.sqlite"
@@ -31,10 +32,14 @@ CREATE TABLE IF NOT EXISTS metrics (
     metric TEXT NOT NULL, protocol TEXT NOT NULL, value REAL NOT NULL,
     std REAL, std_kind TEXT, ci_low REAL, ci_high REAL, ci_level REAL,
     n TEXT, kind TEXT, unit TEXT, higher_is_better INTEGER, params TEXT, warnings TEXT,
+    target REAL, column_key TEXT, protocol_fields TEXT,
     PRIMARY KEY (run_id, protocol)
 );
 CREATE INDEX IF NOT EXISTS metrics_metric ON metrics(metric);
 """
+
+# columns added after the first schema: an older index gains them (NULL for its old rows)
+_ADDED_METRIC_COLUMNS = {"target": "REAL", "column_key": "TEXT", "protocol_fields": "TEXT"}
 
 RUN_COLUMNS = ("kind", "generator", "dataset", "seed", "status", "cell_id", "matrix", "finished", "error")
 
@@ -55,6 +60,10 @@ class ResultsStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.executescript(SCHEMA)
+            have = {r[1] for r in con.execute("PRAGMA table_info(metrics)")}
+            for col, typ in _ADDED_METRIC_COLUMNS.items():
+                if col not in have:
+                    con.execute(f"ALTER TABLE metrics ADD COLUMN {col} {typ}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -90,13 +99,17 @@ class ResultsStore:
         for m in record.get("metrics", []):
             ci = m.get("ci") or (None, None)
             hib = m.get("higher_is_better")
+            fields = m.get("protocol_fields")
+            column = Protocol.from_dict(fields).column if isinstance(fields, dict) else m["protocol"]
             con.execute(
                 "INSERT OR REPLACE INTO metrics (run_id, metric, protocol, value, std, std_kind, ci_low, ci_high, "
-                "ci_level, n, kind, unit, higher_is_better, params, warnings) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "ci_level, n, kind, unit, higher_is_better, params, warnings, target, column_key, protocol_fields) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id, m["metric"], m["protocol"], float(m["value"]), m.get("std"), m.get("std_kind"),
                     ci[0], ci[1], m.get("ci_level"), _j(m.get("n")), m.get("kind"), m.get("unit"),
                     None if hib is None else int(bool(hib)), _j(m.get("params")), _j(m.get("warnings")),
+                    m.get("target"), column, _j(fields),
                 ),
             )
 
@@ -157,7 +170,7 @@ class ResultsStore:
             df = pd.read_sql_query(
                 "SELECT r.run_id, r.kind, r.generator, r.dataset, r.seed, r.status, r.cell_id, r.matrix, "
                 "m.metric, m.protocol, m.value, m.std, m.std_kind, m.ci_low, m.ci_high, m.n, m.kind AS estimator, "
-                "m.unit, m.higher_is_better, m.params, m.warnings "
+                "m.unit, m.higher_is_better, m.target, m.column_key, m.protocol_fields, m.params, m.warnings "
                 "FROM metrics m JOIN runs r USING (run_id) ORDER BY r.run_id, m.protocol",
                 con,
             )

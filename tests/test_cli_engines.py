@@ -54,7 +54,7 @@ def test_train_writes_a_run_folder_and_store_row(tmp_path, capsys):
 
 
 def test_report_writes_csv_tables_from_the_store(tmp_path, capsys):
-    from genbench.results import MetricResult
+    from genbench.results import MetricResult, Protocol
     from genbench.runs import RunFolder
     from genbench.store import ResultsStore
 
@@ -63,7 +63,9 @@ def test_report_writes_csv_tables_from_the_store(tmp_path, capsys):
     for gen, control, vals in (("vae", False, (10.0, 12.0)), ("copycat", True, (1.0, 1.0))):
         for seed, v in enumerate(vals):
             rf = RunFolder.open(res, f"{gen}-s{seed}")
-            rec = rf.write_result(status="done", metrics=[MetricResult("fid", v, "fid@x/n=10v10/ref=test")],
+            rec = rf.write_result(status="done", metrics=[MetricResult("fid", v, Protocol("fid", space="x",
+                                                                                          n={"real": 10,
+                                                                                             "fake": 10}, ref="test"))],
                                   generator=gen, dataset="digits", seed=seed, kind="cell", matrix="m",
                                   control=control)
             store.put(rec, path=rf.path)

@@ -39,7 +39,7 @@ def test_true_samples_capture_every_mode(name, n_modes):
     p = 1 - math.exp(-4.5)
     assert math.isclose(r["hq-share"].params["expected_true_share"], p, rel_tol=1e-12)
     assert abs(r["hq-share"].value - p) < 4 * math.sqrt(p * (1 - p) / 2500)
-    assert r["modes-captured"].protocol == f"modes-captured@{name}/n=2500/hq=3std/min=1"
+    assert str(r["modes-captured"].protocol) == f"modes-captured@{name}/n=2500/hq_std=3/min=1"
     for row in r.values():
         to_json(row.to_dict())
 
@@ -103,7 +103,7 @@ def test_real_digits_cover_every_class(digit_labels):
     assert covered.params["histogram"] == np.bincount(digit_labels, minlength=10).tolist()
     assert math.isclose(kl.value, _kl_uniform(covered.params["histogram"]), rel_tol=1e-9)
     assert kl.value < 0.02 and not kl.params["flagged"]
-    assert covered.protocol == "classes-covered@domain-classifier/n=359/min=0.2"
+    assert str(covered.protocol) == "classes-covered@domain-classifier/n=359/min=0.2"
 
 
 def test_dropped_digits_are_caught_despite_stray_predictions(digit_labels):

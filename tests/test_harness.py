@@ -357,7 +357,8 @@ def test_build_generator_controls_and_trained(toy_families, digits, tmp_path):
     run = RunFolder.open(tmp_path, "r")
     model, info = build_generator("test-toy", digits, seed=0, run=run)
     assert info["trained"] and info["training"]["finished"] and info["training"]["steps"] == 12
-    assert {m.protocol for m in info["metrics"]} == {"val-mse-score@digits/ref=val", "train-loss@digits/last-window",
+    assert {str(m.protocol) for m in info["metrics"]} == {"val-mse-score@digits/n=180/ref=val",
+                                                          "train-loss@digits/window=last",
                                                      "train-seconds@digits/device=cpu"}
     assert info["artifacts"] == {"checkpoint_last": "checkpoints/last.pt", "checkpoint_best": "checkpoints/best.pt",
                                  "curves": "artifacts/curves.csv"}
@@ -377,7 +378,7 @@ def test_train_run_writes_run_folder_and_store_row(tmp_path):
     assert set(rec["artifacts"]) == {"checkpoint_last", "checkpoint_best", "curves"}
     by_metric = {m["metric"]: m for m in rec["metrics"]}
     elbo = by_metric["val_elbo"]
-    assert elbo["protocol"] == "val-elbo@digits/ref=val" and elbo["kind"] == "lower-bound"
+    assert elbo["protocol"] == "val-elbo@digits/n=180/ref=val" and elbo["kind"] == "lower-bound"
     assert elbo["higher_is_better"] is True and elbo["n"] == {"val": 180}
     assert elbo["value"] == pytest.approx(rec["training"]["selected_scores"]["val_elbo"])
     assert by_metric["train_seconds"]["value"] > 0

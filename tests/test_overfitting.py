@@ -103,7 +103,7 @@ def test_exact_copies_are_exact(results):
 
 def test_results_are_well_formed(results):
     rows = list(results["copycat"].values())
-    assert [r.protocol for r in rows] == [
+    assert [str(r.protocol) for r in rows] == [
         "nn-median-ratio@pixels/n=359/ref=train",
         "copy-rate@pixels/n=359/ref=train/q=0.01",
         "authenticity@pixels/n=359/ref=train",
@@ -250,7 +250,7 @@ def test_likelihood_gap_matches_welch():
     assert math.isclose(r.value, train_ll.mean() - test_ll.mean(), rel_tol=1e-12)
     assert math.isclose(r.params["z"], welch.statistic, rel_tol=1e-10)
     assert math.isclose(r.std, r.value / welch.statistic, rel_tol=1e-10)
-    assert r.params["flagged"] and r.protocol == "likelihood-gap@exact/n=500/ref=train" and r.unit == "nats"
+    assert r.params["flagged"] and str(r.protocol) == "likelihood-gap@exact/n=500/ref=train" and r.unit == "nats"
 
 
 def test_likelihood_gap_not_flagged_without_a_gap():

@@ -23,13 +23,14 @@ import pytest
 from genbench import _io
 from genbench._io import atomic_write, atomic_write_json, atomic_write_text, hash_arrays, read_json, to_json
 from genbench.provenance import provenance
-from genbench.results import MetricResult
+from genbench.results import SCHEMA_VERSION, MetricResult, Protocol
 from genbench.runs import RunFolder, iter_run_folders, results_dir, safe_name
 from genbench.store import STORE_NAME, ResultsStore
 
 
 def metric(name: str, value: float, **kw) -> MetricResult:
-    return MetricResult(metric=name, value=value, protocol=f"{name}@test/n=10", n={"real": 10, "fake": 10}, **kw)
+    return MetricResult(metric=name, value=value, protocol=Protocol(name, space="test", n={"fake": 10}),
+                        n={"real": 10, "fake": 10}, **kw)
 
 
 def make_run(results: Path, run_id: str, values: dict[str, float], *, status: str = "done", **fields):
@@ -59,7 +60,7 @@ def test_run_folder_write_and_read(tmp_path):
     assert back == json.loads(json.dumps(rec)) and back["status"] == "done" and back["cell_id"] == "c1"
     ms = [MetricResult.from_dict(m) for m in back["metrics"]]
     assert ms == [metric("fid", 1.5, higher_is_better=False), metric("is_score", 7.25, higher_is_better=True)]
-    assert read_json(rf.config_path) == {"schema": 1, "generator": "g", "dataset": "digits", "seed": 0}
+    assert read_json(rf.config_path) == {"schema": SCHEMA_VERSION, "generator": "g", "dataset": "digits", "seed": 0}
     assert rf.is_done()
     rf.log("hello")
     rf.log("world")
@@ -101,10 +102,11 @@ def test_results_dir_env(tmp_path, monkeypatch):
 def test_metric_result_rejects_nan_and_inf():
     for bad in (float("nan"), float("inf"), -math.inf, np.float64("nan"), "1.0", None):
         with pytest.raises(ValueError, match="fid: value must be a finite number"):
-            MetricResult(metric="fid", value=bad, protocol="fid@x")
+            MetricResult(metric="fid", value=bad, protocol=Protocol("fid", space="x"))
     with pytest.raises(ValueError, match="kind must be one of"):
-        MetricResult(metric="nll", value=1.0, protocol="nll@x", kind="guess")
-    m = MetricResult(metric="fid", value=np.float64(2.5), protocol="fid@x", ci=(1.0, 3.0), warnings=("w",))
+        MetricResult(metric="nll", value=1.0, protocol=Protocol("nll", space="x"), kind="guess")
+    m = MetricResult(metric="fid", value=np.float64(2.5), protocol=Protocol("fid", space="x"), ci=(1.0, 3.0),
+                     warnings=("w",))
     assert MetricResult.from_dict(json.loads(to_json(m.to_dict()))) == m
 
 
@@ -323,7 +325,7 @@ def test_rebuild_with_a_corrupt_result_names_it_and_keeps_the_index(tmp_path):
 CRASH_CHILD = """
 import os, signal, sys
 from genbench import store as S
-from genbench.results import MetricResult
+from genbench.results import MetricResult, Protocol
 
 mode = sys.argv[1]
 st = S.ResultsStore(sys.argv[2])
@@ -341,7 +343,7 @@ def crashing_put(self, con, record, path):
     os.kill(os.getpid(), signal.SIGKILL)
 
 S.ResultsStore._put = crashing_put
-m = MetricResult(metric="fid", value=123.0, protocol="fid@test/n=10").to_dict()
+m = MetricResult(metric="fid", value=123.0, protocol=Protocol("fid", space="test", n={"fake": 10})).to_dict()
 st.put({"run_id": sys.argv[3], "status": "done", "metrics": [m]})
 print("not reached")
 """
@@ -392,11 +394,11 @@ def test_hash_arrays_is_content_based():
 WRITER_CHILD = """
 import sys
 from genbench.store import ResultsStore
-from genbench.results import MetricResult
+from genbench.results import MetricResult, Protocol
 
 st = ResultsStore(sys.argv[1])
 for i in range(int(sys.argv[3])):
-    m = MetricResult(metric="fid", value=float(i), protocol="fid@test/n=10").to_dict()
+    m = MetricResult(metric="fid", value=float(i), protocol=Protocol("fid", space="test", n={"fake": 10})).to_dict()
     st.put({"run_id": f"{sys.argv[2]}-{i:03d}", "status": "done", "metrics": [m]})
 """
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from genbench.reports.tables import column_key, comparison_tables, format_comparison, load_frame, metric_family
-from genbench.results import MetricResult
+from genbench.reports.tables import comparison_tables, format_comparison, load_frame, metric_family
+from genbench.results import MetricResult, Protocol
 from genbench.runs import RunFolder
 from genbench.store import ResultsStore
 
@@ -15,10 +15,16 @@ def _put(res, store, run_id, gen, seed, metrics, control=False, dataset="digits"
     store.put(rec, path=rf.path)
 
 
-def test_column_key_drops_only_per_model_tuned_parameters():
-    assert column_key("parzen@pixels/n=10000/sigma=0.167/ref=test") == "parzen@pixels/n=10000/ref=test"
-    assert column_key("gmm@pixels/n=10/components=5/cov=full/ref=train") == "gmm@pixels/n=10/cov=full/ref=train"
-    assert column_key("kid@d/n=359v10/ref=test/m=359") == "kid@d/n=359v10/ref=test/m=359"
+def test_column_key_drops_only_per_model_tuned_parameters_and_the_seed():
+    from genbench.results import Protocol
+
+    p = Protocol("parzen", space="pixels", n={"samples": 10000}, ref="test", tuned={"sigma": 0.167}, seed=3)
+    assert str(p) == "parzen@pixels/n=10000/ref=test/sigma=0.167/seed=3"
+    assert p.column == "parzen@pixels/n=10000/ref=test"
+    g = Protocol("gmm", space="pixels", n={"samples": 10}, ref="train", fixed={"cov": "full"}, tuned={"components": 5})
+    assert g.column == "gmm@pixels/n=10/ref=train/cov=full"
+    k = Protocol("kid", space="d", n={"real": 359, "fake": 10}, ref="test", fixed={"m": 359})
+    assert k.column == str(k) == "kid@d/n=359v10/ref=test/m=359"
     assert metric_family("parzen-gap") == "likelihood" and metric_family("val_elbo") == "training"
 
 
@@ -27,12 +33,15 @@ def test_models_by_metrics_with_controls_last_and_seed_spread(tmp_path):
     store = ResultsStore(res)
     for seed, (sig, v) in enumerate(((0.1, 20.0), (0.2, 22.0))):
         _put(res, store, f"vae-{seed}", "vae", seed, [
-            MetricResult("parzen", v, f"parzen@pixels/n=10/sigma={sig}/ref=test", std=1.0),
-            MetricResult("parzen", v + 1, f"parzen@pixels/n=10/sigma={sig}/ref=train", std=1.0),
-            MetricResult("fid", 3.0 + seed, "fid@dom/n=5v10/ref=test"),
+            MetricResult("parzen", v, Protocol("parzen", space="pixels", n={"samples": 10}, ref="test",
+                                               tuned={"sigma": sig}), std=1.0),
+            MetricResult("parzen", v + 1, Protocol("parzen", space="pixels", n={"samples": 10}, ref="train",
+                                                   tuned={"sigma": sig}), std=1.0),
+            MetricResult("fid", 3.0 + seed, Protocol("fid", space="dom", n={"real": 5, "fake": 10}, ref="test")),
         ])
-    _put(res, store, "copy-0", "copycat", 0, [MetricResult("fid", 0.5, "fid@dom/n=5v10/ref=test")], control=True)
-    _put(res, store, "other-proto", "gan", 0, [MetricResult("fid", 9.0, "fid@dom/n=5v99/ref=test")])
+    fid10 = Protocol("fid", space="dom", n={"real": 5, "fake": 10}, ref="test")
+    _put(res, store, "copy-0", "copycat", 0, [MetricResult("fid", 0.5, fid10)], control=True)
+    _put(res, store, "other-proto", "gan", 0, [MetricResult("fid", 9.0, fid10.with_(n={"real": 5, "fake": 99}))])
     tables = comparison_tables(load_frame(res))["digits"]
     quality, legend = tables["quality"]
     assert list(quality.index) == ["gan", "vae", "copycat (control)"]

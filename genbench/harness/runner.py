@@ -15,7 +15,7 @@ from genbench.generators import get_generator_spec
 from genbench.harness.checkpoint import load_model, read_checkpoint
 from genbench.harness.loop import check_supports, resolve_configs, train
 from genbench.harness.runtime import resolve_device
-from genbench.results import MetricResult
+from genbench.results import MetricResult, Protocol
 
 
 def build_generator(
@@ -108,7 +108,8 @@ def training_metrics(res: Any, dataset: Any) -> list[MetricResult]:
             continue
         meta = _metric_meta(res.model, k)
         out.append(MetricResult(
-            metric=k, value=float(v), protocol=f"{k.replace('_', '-')}@{name}/ref=val", n={"val": n_val},
+            metric=k, value=float(v), protocol=Protocol(k.replace('_', '-'), space=name, n={"val": n_val},
+                                                        ref="val"), n={"val": n_val},
             kind=meta.get("kind"), unit=meta.get("unit"), higher_is_better=meta.get("higher_is_better"),
             params={"checkpoint": res.selected, "step": res.selected_step},
         ))
@@ -117,10 +118,12 @@ def training_metrics(res: Any, dataset: Any) -> list[MetricResult]:
         if v == v and abs(v) != float("inf"):
             metric = f"train_{k}" if not k.startswith("train") else k
             out.append(MetricResult(metric=metric, value=float(v),
-                                    protocol=f"{metric.replace('_', '-')}@{name}/last-window",
+                                    protocol=Protocol(metric.replace('_', '-'), space=name,
+                                                      fixed={"window": "last"}),
                                     higher_is_better=False, params={"window_steps": window, "step": res.steps}))
     out.append(MetricResult(metric="train_seconds", value=float(res.train_seconds),
-                            protocol=f"train-seconds@{name}/device={res.device.split(':')[0]}", unit="s",
+                            protocol=Protocol("train-seconds", space=name,
+                                              fixed={"device": res.device.split(':')[0]}), unit="s",
                             higher_is_better=False, params={"steps": res.steps}))
     return out
 

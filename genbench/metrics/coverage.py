@@ -33,7 +33,7 @@ import numpy as np
 
 from genbench._validation import as_numpy, check_features, check_n
 from genbench.metrics import register_metric
-from genbench.results import MetricResult
+from genbench.results import MetricResult, Protocol
 
 HQ_STD = 3.0  # "high quality": within 3 std of the nearest mode (VEEGAN)
 MODE_KL_FLAG = 0.05  # nats; dropping one of 8 ring modes gives log(8/7) = 0.134, half of them log 2
@@ -104,7 +104,8 @@ def modes_captured(fake: Any, centres: Any, std: float, *, min_count: int = 1, h
     captured = hq_counts >= min_count
     return MetricResult(
         metric="modes-captured", value=int(captured.sum()),
-        protocol=f"modes-captured@{dataset_name}/n={len(nearest)}/hq={hq_std:g}std/min={min_count}",
+        protocol=Protocol("modes-captured", space=dataset_name, n={"fake": len(nearest)}, fixed={"hq_std": hq_std,
+                                                                                                 "min": min_count}),
         n={"fake": len(nearest)}, higher_is_better=True,
         params={
             "n_modes": m,
@@ -149,7 +150,7 @@ def high_quality_share(fake: Any, centres: Any, std: float, *, hq_std: float = H
     dim = np.asarray(centres).shape[1]
     return MetricResult(
         metric="hq-share", value=float(hq.mean()),
-        protocol=f"hq-share@{dataset_name}/n={len(hq)}/hq={hq_std:g}std",
+        protocol=Protocol("hq-share", space=dataset_name, n={"fake": len(hq)}, fixed={"hq_std": hq_std}),
         n={"fake": len(hq)}, higher_is_better=True,
         params={"hq_std": hq_std, "n_high_quality": int(hq.sum()),
                 "expected_true_share": float(chi2.cdf(hq_std**2, dim))},
@@ -189,7 +190,7 @@ def mode_kl(fake: Any, centres: Any, std: float, *, flag: float = MODE_KL_FLAG,
     counts = np.bincount(nearest, minlength=m)
     kl = _kl_from_uniform(counts)
     return MetricResult(
-        metric="mode-kl", value=kl, protocol=f"mode-kl@{dataset_name}/n={len(nearest)}",
+        metric="mode-kl", value=kl, protocol=Protocol("mode-kl", space=dataset_name, n={"fake": len(nearest)}),
         n={"fake": len(nearest)}, unit="nats", higher_is_better=False,
         warnings=_small_sample_warning(len(nearest), m, flag),
         params={"histogram": counts.tolist(), "expected_null_kl": (m - 1) / (2 * len(nearest)), "flag": flag,
@@ -281,10 +282,12 @@ def class_coverage(probs: Any, *, min_share: float = CLASS_MIN_SHARE, kl_flag: f
     covered = counts >= need
     kl = _kl_from_uniform(counts)
     hist = counts.tolist()
-    base = f"@{classifier_name}/n={n}"
     return [
         MetricResult(
-            metric="classes-covered", value=int(covered.sum()), protocol=f"classes-covered{base}/min={min_share:g}",
+            metric="classes-covered", value=int(covered.sum()), protocol=Protocol("classes-covered",
+                                                                                  space=classifier_name,
+                                                                                   n={"fake": n},
+                                                                                    fixed={"min": min_share}),
             n={"fake": n}, higher_is_better=True,
             params={"n_classes": c, "histogram": hist, "min_share": min_share, "min_count": need,
                     "missing_classes": np.flatnonzero(~covered).tolist(),
@@ -292,7 +295,8 @@ def class_coverage(probs: Any, *, min_share: float = CLASS_MIN_SHARE, kl_flag: f
                     "flagged": bool(not covered.all())},
         ),
         MetricResult(
-            metric="class-kl", value=kl, protocol=f"class-kl{base}", n={"fake": n}, unit="nats",
+            metric="class-kl", value=kl, protocol=Protocol("class-kl", space=classifier_name, n={"fake": n}),
+             n={"fake": n}, unit="nats",
             higher_is_better=False, warnings=_small_sample_warning(n, c, kl_flag),
             params={"n_classes": c, "histogram": hist, "expected_null_kl": (c - 1) / (2 * n), "flag": kl_flag,
                     "flag_rule": f"class imbalance when KL > {kl_flag:g} nats", "flagged": bool(kl > kl_flag)},

@@ -51,7 +51,7 @@ from genbench._validation import (
 )
 from genbench.metrics import register_metric
 from genbench.protocols import LatentVariableModel, LikelihoodModel
-from genbench.results import MetricResult
+from genbench.results import MetricResult, Protocol
 
 __all__ = [
     "GMM_COMPONENTS",
@@ -186,7 +186,7 @@ def _dequantisation_note(levels: int | None, density: bool) -> str:
     return f"none: a probability mass over the {levels} levels; bits/dim = nll / (D ln 2)"
 
 
-def _loglik_result(metric: str, protocol: str, ll: np.ndarray, *, kind: str, dim: int, levels: int | None,
+def _loglik_result(metric: str, protocol: Protocol, ll: np.ndarray, *, kind: str, dim: int, levels: int | None,
                    density: bool, n: dict[str, int], params: dict[str, Any],
                    warnings_: Sequence[str] = ()) -> MetricResult:
     """One row: mean log-likelihood (nats/example) +- stderr, with bits/dim and conventions in params."""
@@ -204,15 +204,15 @@ def _loglik_result(metric: str, protocol: str, ll: np.ndarray, *, kind: str, dim
                         kind=kind, unit="nats", higher_is_better=True, params=p, warnings=tuple(warnings_))
 
 
-def _gap_result(metric: str, protocol: str, train: MetricResult, test: MetricResult) -> MetricResult:
+def _gap_result(metric: str, protocol: Protocol, train: MetricResult, test: MetricResult) -> MetricResult:
     """Train-minus-test gap of the same estimator: large positive values mean the train data is favoured."""
     assert train.std is not None and test.std is not None
     gap = train.value - test.value
     # the train subset and the test set are disjoint, so their standard errors add in quadrature
     se = math.sqrt(train.std**2 + test.std**2)
     params = {k: v for k, v in test.params.items() if not k.startswith("bits_per_dim")}
-    params.update(train_value=train.value, test_value=test.value, train_protocol=train.protocol,
-                  test_protocol=test.protocol, bits_per_dim_gap=test.params["bits_per_dim"]
+    params.update(train_value=train.value, test_value=test.value, train_protocol=str(train.protocol),
+                  test_protocol=str(test.protocol), bits_per_dim_gap=test.params["bits_per_dim"]
                   - train.params["bits_per_dim"])
     return MetricResult(metric=metric, value=gap, protocol=protocol, std=se, std_kind="stderr",
                         n={**{f"train_{k}": v for k, v in train.n.items()}, **test.n}, kind="estimate",
@@ -426,7 +426,8 @@ def parzen_estimate(samples: Any, validation: Any, test: Any, *,
         warn.append(f"{len(s)} samples used; the published Parzen protocol uses {PARZEN_N_SAMPLES}, and the "
                     "estimate depends strongly on the sample count: compare only equal counts.")
     return _loglik_result(
-        "parzen", f"parzen@{space}/n={len(s)}/sigma={sigma:.3g}/ref={ref}", ll, kind="estimate", dim=t.shape[1],
+        "parzen", Protocol("parzen", space=space, n={"samples": len(s), ref: len(t)}, ref=ref,
+                           tuned={"sigma": float(f"{sigma:.3g}")}), ll, kind="estimate", dim=t.shape[1],
         levels=levels, density=True, n={"samples": len(s), "validation": len(v), ref: len(t)},
         params={"sigma": sigma, "sigma_grid": table, "selection": "max mean validation log-likelihood",
                 "kernel": "isotropic Gaussian", "space": space},
@@ -969,12 +970,11 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
     refs = {"train": train_x, "test": test_x}
     out: list[MetricResult] = []
 
-    def triple(metric: str, gap_proto: str, make: Callable[[str, torch.Tensor], MetricResult]) -> None:
+    def triple(metric: str, base: Protocol, make: Callable[[str, torch.Tensor], MetricResult]) -> None:
         rows = {ref: make(ref, x) for ref, x in refs.items()}
-        out.extend([rows["test"], rows["train"],
-                    # the gap's protocol names itself: "parzen-gap@pixels/...", never a bare "parzen@..."
-                    _gap_result(f"{metric}-gap", gap_proto.replace(metric, f"{metric}-gap", 1),
-                                rows["train"], rows["test"])])
+        # the gap's protocol names itself: "parzen-gap@pixels/...", never a bare "parzen@..."
+        gap = base.with_(metric=f"{metric}-gap", n={"train": len(train_x), "test": len(test_x)}, ref="train-test")
+        out.extend([rows["test"], rows["train"], _gap_result(f"{metric}-gap", gap, rows["train"], rows["test"])])
 
     if samples is not None and (parzen or gmm):
         s = _flat(samples, "samples", hint="check the generator's output")
@@ -991,11 +991,12 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
             if len(s) != PARZEN_N_SAMPLES:
                 warn.append(f"{len(s)} samples used; the published Parzen protocol uses {PARZEN_N_SAMPLES}; "
                             "compare only equal counts.")
-            base = f"parzen@{space}/n={len(s)}/sigma={sigma:.3g}"
+            base = Protocol("parzen", space=space, tuned={"sigma": float(f"{sigma:.3g}")}, seed=seed)
 
             def parzen_row(ref: str, x: torch.Tensor) -> MetricResult:
                 ll = parzen_log_likelihood(s, x, sigma=sigma, device=dev)
-                return _loglik_result("parzen", f"{base}/ref={ref}", ll, kind="estimate", dim=dim, levels=levels,
+                return _loglik_result("parzen", base.with_(n={"samples": len(s), ref: len(x)}, ref=ref), ll,
+                                      kind="estimate", dim=dim, levels=levels,
                                       density=True, n={"samples": len(s), "validation": len(v), ref: len(x)},
                                       params={"sigma": sigma, "sigma_grid": table, "space": space,
                                               "selection": "max mean validation log-likelihood"}, warnings_=warn)
@@ -1009,7 +1010,7 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
             reg = (1.0 / (levels - 1)) ** 2 / 12.0 if (levels is not None and levels > 1) else 1e-6
             fit = gmm_log_likelihood(s, test_x, validation=v, n_components_grid=comps, covariance_type=cov,
                                      reg_covar=reg, seed=seed)
-            base = f"gmm@{space}/n={len(s)}/components={fit.n_components}/cov={cov}"
+            base = Protocol("gmm", space=space, fixed={"cov": cov}, tuned={"components": fit.n_components}, seed=seed)
             params = {"n_components": fit.n_components, "covariance_type": cov, "reg_covar": reg,
                       "components_grid": list(fit.table), "selection": "max mean validation log-likelihood",
                       "space": space, "seed": seed}
@@ -1021,7 +1022,8 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
             def gmm_row(ref: str, x: torch.Tensor) -> MetricResult:
                 ll = (fit.test_log_likelihood if ref == "test"
                       else fit.model.score_samples(x.reshape(len(x), -1).double().numpy()))
-                return _loglik_result("gmm", f"{base}/ref={ref}", np.asarray(ll, dtype=np.float64), kind="estimate",
+                return _loglik_result("gmm", base.with_(n={"samples": len(s), ref: len(x)}, ref=ref),
+                                      np.asarray(ll, dtype=np.float64), kind="estimate",
                                       dim=dim, levels=levels, density=True,
                                       n={"samples": len(s), "validation": len(v), ref: len(x)}, params=params,
                                       warnings_=gwarn)
@@ -1030,7 +1032,8 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
 
     if callable(getattr(dataset, "log_density", None)):
         ll = np.asarray(dataset.log_density(test_x), dtype=np.float64)
-        out.append(_loglik_result("true-loglik", "true-loglik/ref=test", ll, kind="exact", dim=dim, levels=levels,
+        out.append(_loglik_result("true-loglik", Protocol("true-loglik", space=info.name, n={"test": len(test_x)},
+                                                           ref="test"), ll, kind="exact", dim=dim, levels=levels,
                                   density=True, n={"test": len(test_x)},
                                   params={"source": "the dataset's known density"}))
 
@@ -1044,7 +1047,8 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
             def iwae_row(ref: str, x: torch.Tensor) -> MetricResult:
                 est = importance_sampled_log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed, device=device)
                 return _loglik_result(
-                    "iwae", f"iwae@k={k}/ref={ref}", est.log_likelihood, kind="lower-bound", dim=dim, levels=levels,
+                    "iwae", Protocol("iwae", n={ref: len(x)}, ref=ref, fixed={"k": k}, seed=seed),
+                    est.log_likelihood, kind="lower-bound", dim=dim, levels=levels,
                     density=density, n={ref: len(x)},
                     params={**mparams, "k": k, "seed": seed, "proposal": "model.proposal(x)",
                             "mc_stderr": float(np.sqrt((est.stderr**2).sum()) / len(x)),
@@ -1053,19 +1057,20 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
                     warnings_=[] if k >= 5000 else [f"k={k}; the published standard for final numbers is k=5000."],
                 )
 
-            triple("iwae", f"iwae@k={k}", iwae_row)
+            triple("iwae", Protocol("iwae", fixed={"k": k}, seed=seed), iwae_row)
 
             def elbo_row(ref: str, x: torch.Tensor) -> MetricResult:
                 est = elbo(model, x, n_samples=elbo_samples, batch_size=batch_size, seed=seed, device=device)
                 return _loglik_result(
-                    "elbo", f"elbo@mc={elbo_samples}/ref={ref}", est.log_likelihood, kind="lower-bound", dim=dim,
+                    "elbo", Protocol("elbo", n={ref: len(x)}, ref=ref, fixed={"mc": elbo_samples}, seed=seed),
+                    est.log_likelihood, kind="lower-bound", dim=dim,
                     levels=levels, density=density, n={ref: len(x)},
                     params={**mparams, "n_samples": elbo_samples, "seed": seed,
                             "estimator": "mean of n_samples single-sample bounds per example",
                             "mc_stderr": float(np.sqrt((est.stderr**2).sum()) / len(x))},
                 )
 
-            triple("elbo", f"elbo@mc={elbo_samples}", elbo_row)
+            triple("elbo", Protocol("elbo", fixed={"mc": elbo_samples}, seed=seed), elbo_row)
         if isinstance(model, LikelihoodModel):
             exact = model.likelihood_kind == "exact"
             if exact or not isinstance(model, LatentVariableModel):
@@ -1075,9 +1080,10 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
                 def lp_row(ref: str, x: torch.Tensor) -> MetricResult:
                     ll = (exact_log_likelihood(model, x, batch_size=batch_size, device=device) if exact
                           else _model_log_prob(model, x, batch_size=batch_size, device=device))
-                    return _loglik_result(metric, f"{metric}/ref={ref}", ll, kind=kind, dim=dim, levels=levels,
+                    return _loglik_result(metric, Protocol(metric, n={ref: len(x)}, ref=ref), ll, kind=kind,
+                                          dim=dim, levels=levels,
                                           density=density, n={ref: len(x)},
                                           params={**mparams, "likelihood_kind": model.likelihood_kind})
 
-                triple(metric, metric, lp_row)
+                triple(metric, Protocol(metric), lp_row)
     return out

@@ -35,7 +35,7 @@ import numpy as np
 from genbench._validation import check_n, check_rows
 from genbench.metrics import register_metric
 from genbench.metrics.neighbours import nearest_neighbours
-from genbench.results import MetricResult
+from genbench.results import MetricResult, Protocol
 
 # Quantiles recorded for the NN-to-train distance distributions (summary for tables/plots).
 SUMMARY_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95)
@@ -205,7 +205,7 @@ def copy_rate(fake: Any, train: Any, test: Any, *, space_name: str = "pixels", q
     copies = nb.fake_dist < delta
     rate = float(copies.mean())
     return MetricResult(
-        metric="copy-rate", value=rate, protocol=_protocol("copy-rate", space_name, len(f), f"q={quantile:g}"),
+        metric="copy-rate", value=rate, protocol=_protocol("copy-rate", space_name, len(f), q=quantile),
         n=_counts(f, t, h), higher_is_better=False,
         params={
             "space": space_name,
@@ -375,7 +375,7 @@ def data_copying_ct(fake: Any, train: Any, test: Any, *, space_name: str = "pixe
         warnings = (f"{k - len(used)} of {k} cells hold too few generated samples (held-out mass "
                     f"{dropped:.3f} left out of C_T)",)
     return MetricResult(
-        metric="ct", value=ct, protocol=_protocol("ct", space_name, m, f"cells={k}"),
+        metric="ct", value=ct, protocol=_protocol("ct", space_name, m, cells=k),
         n=_counts(f, t, h), higher_is_better=None, warnings=warnings,
         params={
             "space": space_name,
@@ -433,7 +433,8 @@ def likelihood_gap(train_ll: Any, test_ll: Any, *, estimator: str = "loglik", ki
     z = gap / se if se > 0 else None
     flagged = gap > 0 and (z is None or z > flag_z)
     return MetricResult(
-        metric="likelihood-gap", value=gap, protocol=f"likelihood-gap@{estimator}/n={len(te)}/ref=train",
+        metric="likelihood-gap", value=gap, protocol=Protocol("likelihood-gap", space=estimator,
+                                                              n={"test": len(te)}, ref="train"),
         std=se, std_kind="stderr", n={"train": len(tr), "test": len(te)}, kind=kind, unit="nats",
         higher_is_better=False,
         params={
@@ -529,8 +530,8 @@ def _loglik(a: Any, name: str) -> np.ndarray:
     return x
 
 
-def _protocol(metric: str, space: str, n_fake: int, *extra: str) -> str:
-    return "/".join([f"{metric}@{space}", f"n={n_fake}", "ref=train", *extra])
+def _protocol(metric: str, space: str, n_fake: int, **fixed: Any) -> Protocol:
+    return Protocol(metric, space=space, n={"fake": n_fake}, ref="train", fixed=fixed)
 
 
 def _counts(f: np.ndarray, t: np.ndarray, h: np.ndarray) -> dict[str, int]:

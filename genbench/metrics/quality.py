@@ -32,7 +32,7 @@ from genbench._validation import (
 )
 from genbench.metrics import METRICS, register_metric
 from genbench.metrics.bootstrap import bootstrap_replicates, summarize_replicates
-from genbench.results import MetricResult
+from genbench.results import MetricResult, Protocol
 
 __all__ = [
     "QualityWarning", "density_coverage", "evaluate_quality", "feature_statistics", "frechet_distance",
@@ -557,18 +557,14 @@ _DEFAULT_OUTPUTS = ("fid", "kid", "precision", "recall", "density", "coverage")
 
 
 def quality_protocol(metric: str, extractor_id: str, n_real: int | None, n_fake: int, ref_split: str | None,
-                     **hyper: Any) -> str:
-    """Protocol name, e.g. ``fid@domain-digits-1a2b3c4d/n=359v359/ref=test`` or ``.../k=3``.
+                     **hyper: Any) -> Protocol:
+    """Protocol record, named e.g. ``fid@domain-digits-1a2b3c4d/n=359v359/ref=test`` or ``.../k=3``.
 
     Sample counts are ``n=<real>v<fake>`` (``n=<fake>`` for one-sample metrics such as IS);
     hyper-parameters follow in the given order as ``/name=value``.
     """
-    n = f"n={n_real}v{n_fake}" if n_real is not None else f"n={n_fake}"
-    parts = [f"{metric}@{extractor_id}", n]
-    if ref_split is not None:
-        parts.append(f"ref={ref_split}")
-    parts += [f"{k}={v}" for k, v in hyper.items()]
-    return "/".join(parts)
+    n = {"real": n_real, "fake": n_fake} if n_real is not None else {"fake": n_fake}
+    return Protocol(metric, space=extractor_id, n=n, ref=ref_split, fixed=hyper)
 
 
 def _resolve_outputs(metrics: Sequence[str] | None, have_probs: bool) -> list[str]:

@@ -11,9 +11,9 @@ uncertainty (its kind is in the CSV's ``std_kind``). Controls are reference rows
 
 from __future__ import annotations
 
+import json
 import math
 import os
-import re
 from pathlib import Path
 
 from genbench._io import atomic_write_text
@@ -31,22 +31,12 @@ FAMILIES = {
 }
 FAMILY_ORDER = ("quality", "likelihood", "overfitting", "coverage", "training", "other")
 _RANK = {m: i for fam in FAMILIES.values() for i, m in enumerate(fam)}
-TUNED = re.compile(r"^(sigma|components)=")
 
 
 def metric_family(metric: str) -> str:
     if metric.startswith(("val_", "train_")):
         return "training"
     return next((f for f, names in FAMILIES.items() if metric in names), "other")
-
-
-def column_key(protocol: str) -> str:
-    """The protocol without the hyper-parameters tuned per model (they are chosen by the protocol)."""
-    head, _, rest = protocol.partition("@")
-    if not rest:
-        return protocol
-    parts = [p for p in rest.split("/") if not TUNED.match(p)]
-    return head + "@" + "/".join(parts)
 
 
 def load_frame(results: str | os.PathLike | None = None, *, matrix: str | None = None, store_path=None):
@@ -57,7 +47,10 @@ def load_frame(results: str | os.PathLike | None = None, *, matrix: str | None =
     runs = {r["run_id"]: r for r in store.runs()}
     df["control"] = [bool((runs.get(rid, {}).get("extra") or {}).get("control", False)) for rid in df["run_id"]]
     df["family"] = [metric_family(m) for m in df["metric"]]
-    df["column"] = [column_key(p) for p in df["protocol"]]
+    # the column key was written with each row from its protocol record (Protocol.column): the protocol
+    # without its tuned hyper-parameters and seed; nothing here parses protocol names back
+    df["column"] = df["column_key"]
+    df["fields"] = [json.loads(f) if isinstance(f, str) else {} for f in df["protocol_fields"]]
     df = df[df["status"] == "done"]
     if matrix is not None:
         df = df[df["matrix"] == matrix]
@@ -71,8 +64,19 @@ def _fmt(mean: float, std: float | None) -> str:
     return f"{f} ± {std:.2g}"
 
 
-def _labels(columns: list[tuple[str, str]]) -> dict[str, str]:
-    """Short labels for (metric, column key) pairs: the metric name, plus the protocol parts that
+def _label_parts(fields: dict) -> dict[str, str]:
+    """The protocol record's fields that can tell columns of one metric apart, as short texts."""
+    space = str(fields.get("space") or "")
+    out = {"space": space.split("-")[0] if space.startswith("domain-") else space,  # the hash is in the legend
+           "n": ",".join(f"{k}:{v}" for k, v in (fields.get("n") or {}).items()),
+           "ref": f"ref={fields['ref']}" if fields.get("ref") else "",
+           "heldout": f"heldout={fields['heldout']}" if fields.get("heldout") else ""}
+    out.update({f"fixed.{k}": f"{k}={v}" for k, v in fields.get("fixed") or ()})
+    return out
+
+
+def _labels(columns: list[tuple[str, str]], fields: dict[str, dict]) -> dict[str, str]:
+    """Short labels for (metric, column key) pairs: the metric name, plus the protocol fields that
     tell apart columns of the same metric (e.g. ``parzen[ref=test]`` / ``parzen[ref=train]``)."""
     by_metric: dict[str, list[str]] = {}
     for metric, col in columns:
@@ -82,11 +86,11 @@ def _labels(columns: list[tuple[str, str]]) -> dict[str, str]:
         if len(cols) == 1:
             out[cols[0]] = metric
             continue
-        split = [re.split(r"[@/]", c)[1:] for c in cols]
-        common = set.intersection(*(set(p) for p in split))
-        for c, parts in zip(cols, split):
-            # an extractor id's weights hash is in the legend; the label keeps its name
-            diff = [re.sub(r"^(domain)-.*", r"\1", p) for p in parts if p not in common]
+        parts = [_label_parts(fields.get(c, {})) for c in cols]
+        keys = sorted({k for p in parts for k in p})
+        differing = [k for k in keys if len({p.get(k, "") for p in parts}) > 1]
+        for c, p in zip(cols, parts):
+            diff = [p[k] for k in differing if p.get(k)]
             out[c] = f"{metric}[{','.join(diff)}]" if diff else c
     return out
 
@@ -120,7 +124,7 @@ def comparison_tables(df, *, printed: bool = False) -> dict[str, dict[str, tuple
                 continue
             pairs = sorted({(r.metric, r.column) for r in a.itertuples()}, key=lambda p: (_RANK.get(p[0], 99), p))
             cols = [c for _, c in pairs]
-            labels = _labels(pairs)
+            labels = _labels(pairs, {c: f for c, f in zip(g["column"], g["fields"])})
             wide = a.pivot_table(index="row", columns="column", values="cell", aggfunc="first")
             wide = wide.reindex(index=[r for r in rows if r in wide.index], columns=cols).fillna("")
             wide.columns = [labels[c] for c in cols]
