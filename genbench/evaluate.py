@@ -15,7 +15,7 @@ import torch
 
 from genbench._io import atomic_save_npz
 from genbench._validation import check_finite, check_range
-from genbench.data import Dataset, MixtureDataset, load_dataset
+from genbench.data import Dataset, load_dataset
 from genbench.harness import derive_seed, resolve_device
 from genbench.matrix import Cell, EvalConfig
 from genbench.results import MetricResult
@@ -50,85 +50,169 @@ def draw_samples(generator: Any, n: int, *, seed: int, dataset: Dataset, batch: 
     return x
 
 
+def default_extractor(dataset: Dataset, requested: str = "domain") -> str:
+    """The one rule for which extractor a name means: ``domain`` is the dataset's domain classifier for
+    labelled image data with train and test splits, else ``pixels`` (2-D points, unlabelled images)."""
+    if requested != "domain":
+        return requested
+    info = dataset.info
+    if info.kind == "image" and info.n_classes and {"train", "test"} <= set(info.split_sizes):
+        return f"domain:{dataset.name}"
+    return "pixels"
+
+
 @dataclass
-class _Features:
-    extractor_id: str
-    real: np.ndarray
-    fake: np.ndarray
-    fake_probs: np.ndarray | None
-    real_probs: np.ndarray | None
-    train: np.ndarray | None  # training-split features, for memorisation checks in feature space
-    info: dict[str, Any] | None  # the extractor's description (weights hash, held-out accuracy)
+class Reference:
+    """The real data a sample set is scored against.
+
+    Attributes
+    ----------
+    dataset : the dataset (for its kind, mixture modes and domain classifier).
+    split : the reference split's name (``test``), or ``all`` for a user's file.
+    x : the reference images or points.
+    train : the training data for copy checks (None: no overfitting family).
+    cache_key, train_cache_key : stable keys of ``x`` and ``train`` for the feature cache.
+    """
+
+    dataset: Dataset
+    split: str
+    x: torch.Tensor
+    train: torch.Tensor | None = None
+    cache_key: str | None = None
+    train_cache_key: str | None = None
+
+    @classmethod
+    def of(cls, dataset: Dataset, split: str = "test", *, train: bool = True) -> Reference:
+        """A dataset's split, with its train split for copy checks when it has one."""
+        from genbench.features import feature_cache_key
+
+        has_train = train and "train" in dataset.info.split_sizes and split != "train"
+        h = dataset.info.content_hash
+        return cls(dataset, split, dataset.split(split).x, dataset.split("train").x if has_train else None,
+                   feature_cache_key(data_hash=h, split=split), feature_cache_key(data_hash=h, split="train"))
 
 
-def _features(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, rf: RunFolder, device: torch.device) -> _Features:
-    """Features of the reference split, the training split (images) and the samples, with caches."""
-    from genbench.features import extract, get_extractor
-
-    name = ev.extractor
-    if name == "domain":
-        name = f"domain:{ds.name}" if ds.info.kind == "image" and ds.info.n_classes else "pixels"
-    cache = rf.path.parent.parent / "cache"  # shared by all cells of a results directory
-    extractor = get_extractor(name, device=device, seed=0, cache_dir=cache)
-
-    def real(split: str) -> dict[str, Any]:
-        return extract(extractor, ds.split(split).x, device=device, cache_dir=cache,
-                       cache_key=f"{ds.info.content_hash}/{split}")
-
-    ref = real(ev.reference)
-    fk = extract(extractor, fake, device=device)
-    train = real("train")["features"] if ds.info.kind == "image" and "overfitting" in ev.families else None
-    def probs(d: dict[str, Any]) -> np.ndarray | None:
-        return None if d.get("probs") is None else np.asarray(d["probs"])
-
-    return _Features(extractor.id, np.asarray(ref["features"]), np.asarray(fk["features"]), probs(fk), probs(ref),
-                     train, getattr(extractor, "info", None))
+def _flat(a: torch.Tensor) -> np.ndarray:
+    return a.reshape(len(a), -1).numpy()
 
 
-KNN_METRICS = ("precision", "recall", "density", "coverage")
+def evaluate_samples(fake: torch.Tensor, ref: Reference, *, families: tuple[str, ...] = ("quality",),
+                     extractor: Any = "domain", seed: int = 0, n_boot: int = 0, device: Any = None,
+                     cache_dir: Any = None, weights: Any = None, metrics: list[str] | None = None,
+                     settings: dict[str, dict[str, Any]] | None = None,
+                     timings: dict[str, float] | None = None) -> list[MetricResult]:
+    """Every sample-based number: the one road of the matrix cells and of ``genbench score``.
+
+    Features are extracted once (the reference's and the training split's cached by content), then
+    each family's metric specs run through :func:`genbench.metrics.evaluate_metrics`: quality on
+    features; copy checks against ``ref.train`` in pixel space and in feature space; coverage of
+    the mixture's modes (2-D points) or of the classifier's classes (images).
+
+    Parameters
+    ----------
+    fake : (N, *data_shape) samples in the data's value range.
+    ref : the :class:`Reference` (real split, and training data for copy checks).
+    families : which families to compute (``quality``, ``overfitting``, ``coverage``).
+    extractor : a name (``domain`` = :func:`default_extractor`, ``pixels``, ``inception-v3-compat``,
+        ``domain:<dataset>``) or an extractor object.
+    seed, n_boot, device : the evaluation seed, bootstrap replicates and device.
+    cache_dir, weights : the extractor's cache root (default ``$GENBENCH_CACHE``) and weights file.
+    metrics : restrict the quality family to these outputs.
+    settings : per metric spec keyword settings (``{"kid": {"subset_size": 500}}``).
+    timings : filled with seconds per stage (``features_s``, ``quality_s``, ``overfitting_s``).
+
+    Returns
+    -------
+    list of MetricResult
+    """
+    from genbench.features import Extractor, extract, get_extractor
+    from genbench.metrics import MetricInputs, evaluate_metrics
+
+    timings = {} if timings is None else timings
+    ds = ref.dataset
+    images = ds.info.kind == "image"
+    copy_checks = "overfitting" in families and ref.train is not None
+    rows: list[MetricResult] = []
+    f: dict[str, Any] = {}
+    if "quality" in families or ("coverage" in families and images) or (copy_checks and images):
+        t = time.perf_counter()
+        ext = extractor if isinstance(extractor, Extractor) else get_extractor(
+            default_extractor(ds, extractor), device=device, cache_dir=cache_dir, weights=weights)
+        real = extract(ext, ref.x, device=device, cache_dir=cache_dir, cache_key=ref.cache_key)
+        fk = extract(ext, fake, device=device)
+        tr = (extract(ext, ref.train, device=device, cache_dir=cache_dir, cache_key=ref.train_cache_key)
+              if copy_checks and images else None)
+        info = dict(ext.info)
+        f = {"space": ext.id, "real": real["features"], "fake": fk["features"], "real_probs": real.get("probs"),
+             "fake_probs": fk.get("probs"), "train": None if tr is None else tr["features"], "info": info,
+             "weights": info.get("weights_hash")}
+        timings["features_s"] = time.perf_counter() - t
+    if "quality" in families:
+        t = time.perf_counter()
+        inputs = MetricInputs(f["space"], real=f["real"], fake=f["fake"], real_probs=f["real_probs"],
+                              fake_probs=f["fake_probs"], ref=ref.split, info=f["info"], weights=f["weights"],
+                              device=device)
+        q = evaluate_metrics(inputs, metrics=metrics, family="quality", settings=_settings(settings, "quality"),
+                             seed=derive_seed(seed, "quality"), protocol_seed=seed, n_boot=n_boot, device=device)
+        rows += _duplicate_note(q, fake)
+        timings["quality_s"] = time.perf_counter() - t
+    if copy_checks:
+        t = time.perf_counter()
+        spaces = [("pixels", _flat(fake), _flat(ref.train), _flat(ref.x), None)]
+        if f.get("train") is not None and f["space"] != "pixels":
+            spaces.append((f["space"], f["fake"], f["train"], f["real"], f["weights"]))
+        for space, fx, tx, hx, w in spaces:
+            inputs = MetricInputs(space, fake=fx, train=tx, heldout=hx, ref="train", heldout_split=ref.split,
+                                  device=device, weights=w)
+            rows += evaluate_metrics(inputs, family="overfitting", seed=derive_seed(seed, "overfitting"),
+                                     protocol_seed=seed, device=device, settings=_settings(settings, "overfitting"))
+        timings["overfitting_s"] = time.perf_counter() - t
+    if "coverage" in families:
+        if getattr(ds, "centres", None) is not None:
+            inputs = MetricInputs(ds.name, fake=_flat(fake).astype(np.float64), centres=ds.centres, std=ds.std)
+            rows += evaluate_metrics(inputs, family="coverage", settings=_settings(settings, "coverage"))
+        elif f.get("fake_probs") is not None:
+            inputs = MetricInputs(f["space"], fake_probs=f["fake_probs"], weights=f["weights"])
+            rows += evaluate_metrics(inputs, family="coverage", settings=_settings(settings, "coverage"))
+    return rows
 
 
-def _quality(ev: EvalConfig, feats: _Features, fake: torch.Tensor, seed: int) -> list[MetricResult]:
-    from genbench.metrics.quality import evaluate_quality
+def _settings(settings: dict[str, dict[str, Any]] | None, family: str) -> dict[str, dict[str, Any]]:
+    """The settings of one family's specs (extractors give probabilities, never logits, to IS)."""
+    from genbench.metrics import METRICS
 
-    res = evaluate_quality(
-        feats.real, feats.fake, fake_probs=feats.fake_probs, real_probs=feats.real_probs,
-        extractor_id=feats.extractor_id, ref_split=ev.reference, seed=derive_seed(seed, "quality"), n_boot=ev.n_boot,
-        extractor_info=feats.info,  # every row records the weights hash and the classifier's held-out accuracy
-    )
-    # Replaying controls drawn with replacement repeat samples exactly; repeated points have k-NN
-    # radius 0, so the fake manifold shrinks and recall / coverage read low. Say so on those rows.
-    n_dup = len(fake) - len(np.unique(fake.reshape(len(fake), -1).numpy(), axis=0))
-    if n_dup:
-        note = (f"{n_dup} of {len(fake)} generated samples are exact duplicates (e.g. a control replaying a "
-                "split with replacement); duplicates have k-NN radius 0, which shrinks the generated manifold "
-                "and lowers recall and coverage.")
-        res = [r.with_(warnings=(*r.warnings, note)) if r.metric in KNN_METRICS else r for r in res]
-    return res
+    out: dict[str, dict[str, Any]] = {"is": {"kind": "probs"}} if family == "quality" else {}
+    for name, kw in (settings or {}).items():
+        if METRICS.get(name).family == family:
+            out[name] = {**out.get(name, {}), **kw}
+    return out
 
 
-def _overfitting(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, feats: _Features | None, rf: RunFolder,
-                 seed: int, device: torch.device) -> tuple[list[MetricResult], dict[str, str]]:
-    """Memorisation checks in pixel space and, when features exist, in feature space; NN gallery."""
+def _duplicate_note(rows: list[MetricResult], fake: torch.Tensor) -> list[MetricResult]:
+    """Say on the k-NN rows when samples repeat exactly: repeated points have k-NN radius 0, so the
+    generated manifold shrinks and recall and coverage read low."""
+    from genbench.metrics import spec_for_output
+
+    n_dup = len(fake) - len(np.unique(_flat(fake), axis=0))
+    if not n_dup:
+        return rows
+    note = (f"{n_dup} of {len(fake)} generated samples are exact duplicates; duplicates have k-NN radius 0, which "
+            "shrinks the generated manifold and lowers recall and coverage.")
+    return [r.with_(warnings=(*r.warnings, note)) if spec_for_output(r.metric.removesuffix("_real")).bootstrap
+            == "parts" else r for r in rows]
+
+
+def _nn_gallery(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, rf: RunFolder, device: torch.device) -> dict[str, str]:
+    """The gallery of the samples closest to the training data, beside their neighbours (pixel space)."""
     from genbench.metrics.neighbours import nearest_neighbours
-    from genbench.metrics.overfitting import evaluate_overfitting
     from genbench.reports.gallery import write_nn_gallery
 
-    def flat(a: torch.Tensor) -> np.ndarray:
-        return a.reshape(len(a), -1).numpy()
-
     train_x = ds.split("train").x
-    held = ds.split(ev.reference).x
-    res = evaluate_overfitting(flat(fake), flat(train_x), flat(held), space_name="pixels",
-                               seed=derive_seed(seed, "overfitting"), device=device)
-    if feats is not None and feats.train is not None and feats.extractor_id != "pixels":
-        res += evaluate_overfitting(feats.fake, feats.train, feats.real, space_name=feats.extractor_id,
-                                    seed=derive_seed(seed, "overfitting"), device=device)
     k = 3
-    nn = nearest_neighbours(flat(fake), flat(train_x), k=k, device=device)
+    nn = nearest_neighbours(_flat(fake), _flat(train_x), k=k, device=device)
     g = write_nn_gallery(rf.artifacts / "nn_gallery.png", fake.numpy(), train_x.numpy(), n=ev.gallery_n, k=k, nn=nn)
-    return res, {"nn_gallery": str(g.relative_to(rf.path)),
-                 "nn_gallery_pairs": str(g.with_suffix(".json").relative_to(rf.path))}
+    return {"nn_gallery": str(g.relative_to(rf.path)),
+            "nn_gallery_pairs": str(g.with_suffix(".json").relative_to(rf.path))}
 
 
 def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
@@ -171,15 +255,9 @@ def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
         p = write_scatter(rf.artifacts / "samples.png", fake[:5000].numpy(), ds.split("train").x[:5000].numpy())
         artifacts["sample_scatter"] = str(p.relative_to(rf.path))
 
-    feats = None
-    if "quality" in ev.families or ("coverage" in ev.families and ds.info.kind == "image"):
-        t = time.perf_counter()
-        feats = _features(ev, ds, fake, rf, device)
-        timings["features_s"] = time.perf_counter() - t
-    if "quality" in ev.families:
-        t = time.perf_counter()
-        metrics += _quality(ev, feats, fake, cell.seed)
-        timings["quality_s"] = time.perf_counter() - t
+    metrics += evaluate_samples(fake, Reference.of(ds, ev.reference, train="overfitting" in ev.families),
+                                families=tuple(f for f in ev.families if f != "likelihood"), extractor=ev.extractor,
+                                seed=cell.seed, n_boot=ev.n_boot, device=device, timings=timings)
     if "likelihood" in ev.families:
         from genbench.metrics.likelihood import evaluate_likelihood
 
@@ -189,17 +267,6 @@ def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
                                        gmm_components=ev.gmm_components or None, device=device)
         timings["likelihood_s"] = time.perf_counter() - t
     if "overfitting" in ev.families and ds.info.kind == "image":
-        t = time.perf_counter()
-        res, arts = _overfitting(ev, ds, fake, feats, rf, cell.seed, device)
-        metrics += res
-        artifacts.update(arts)
-        timings["overfitting_s"] = time.perf_counter() - t
-    if "coverage" in ev.families:
-        from genbench.metrics import coverage
-
-        if isinstance(ds, MixtureDataset):
-            metrics += coverage.evaluate_mode_coverage(fake.numpy(), ds)
-        elif feats is not None and feats.fake_probs is not None:
-            metrics += coverage.class_coverage(feats.fake_probs)
+        artifacts.update(_nn_gallery(ev, ds, fake, rf, device))
     return CellOutput(metrics=metrics, artifacts=artifacts, timings=timings, device=str(device),
                       control=not spec.trained)

@@ -28,31 +28,41 @@ def _is_prefixed(spec: str) -> bool:
 def default_extractor(reference: str) -> str:
     """``domain:<reference>`` for built-in labelled image datasets with train/test splits, else ``pixels``."""
     from genbench.data import DATASETS, load_dataset
+    from genbench.evaluate import default_extractor as rule
 
     if _is_prefixed(reference) or DATASETS.entry(reference).meta.get("kind") != "image":
         return "pixels"
-    info = load_dataset(reference).info
-    if info.kind == "image" and info.n_classes and {"train", "test"} <= set(info.split_sizes):
-        return f"domain:{reference}"
-    return "pixels"
+    return rule(load_dataset(reference))
 
 
-def _load_set(spec: str, split: str, role: str) -> tuple[torch.Tensor, dict[str, Any], str]:
+def _as_dataset(data: Any, role: str) -> Any:
+    """A dataset spec string, or an in-memory array of images (N, C, H, W) in [0, 1] or points (N, D)."""
+    from genbench._validation import as_numpy
     from genbench.data import load_dataset
+    from genbench.data._base import make_dataset
 
-    ds = load_dataset(spec)
-    use = "all" if _is_prefixed(spec) else split
+    if isinstance(data, str):
+        return load_dataset(data)
+    a = as_numpy(data).astype(np.float32, copy=False)
+    if a.ndim not in (2, 4) or len(a) == 0:
+        raise ValueError(f"{role} must be a dataset name, npz:/folder: spec, or an array of images (N, C, H, W) or "
+                         f"points (N, D) with N >= 1; got an array of shape {a.shape}.")
+    images = a.ndim == 4
+    return make_dataset(f"<{role} array>", "image" if images else "points", {"all": (a, None)},
+                        value_range=(0.0, 1.0) if images else None, n_classes=None, split_rule="one split 'all'")
+
+
+def _part(ds: Any, spec: Any, split: str, role: str) -> tuple[torch.Tensor, str]:
+    use = split if isinstance(spec, str) and not _is_prefixed(spec) else "all"
     try:
-        part = ds.split(use)
+        return ds.split(use).x, use
     except ValueError as e:
-        raise ValueError(f"{role} {spec!r}: {e}") from e
-    return part.x, {"name": ds.info.name, "content_hash": ds.info.content_hash, "split": use,
-                    "shape": list(ds.info.shape)}, use
+        raise ValueError(f"{role} {spec if isinstance(spec, str) else ds.name!r}: {e}") from e
 
 
 def score(
     samples: str | torch.Tensor | np.ndarray,
-    reference: str,
+    reference: str | torch.Tensor | np.ndarray,
     *,
     extractor: Any = None,
     split: str = "test",
@@ -63,43 +73,42 @@ def score(
     samples_split: str = "train",
     device: str | None = None,
     weights: str | os.PathLike | None = None,
-    batch_size: int = 256,
     kid_subset_size: int = 1000,
     kid_subsets: int = 100,
 ) -> list[MetricResult]:
-    """Sample-quality metrics of ``samples`` against ``reference``.
+    """Sample-quality metrics of ``samples`` against ``reference``, by the road the matrix cells take.
 
     Parameters
     ----------
-    samples : str or Tensor (N, C, H, W)
+    samples : str, Tensor or array
         A dataset spec for :func:`genbench.data.load_dataset` (``npz:fake.npz``, ``folder:dir``,
         or a built-in name, whose ``samples_split`` is used: a real-data baseline), or images in
-        [0, 1].
-    reference : str
-        A dataset spec; built-in datasets use ``split``, ``npz:`` / ``folder:`` use ``all``.
+        [0, 1] shaped (N, C, H, W) (points: (N, D)).
+    reference : str, Tensor or array
+        A dataset spec (built-in datasets use ``split``, ``npz:`` / ``folder:`` use ``all``), or an array.
     extractor : str or Extractor, optional
         Default :func:`default_extractor` (``domain:<reference>`` or ``pixels``).
     split : str
         Reference split for built-in datasets (``test`` by default).
     metrics : list of str, optional
-        Subset of ``fid kid precision recall density coverage is`` (default: all; IS where the
-        extractor has a classifier head, with an ``is_real`` row for the reference).
+        Quality outputs (``fid kid precision recall density coverage is vendi``; default: all that
+        the extractor allows, IS with an ``is_real`` row where it has a classifier head).
     seed, n_boot : int
-        Seed of IS splits, KID subsets and the bootstrap; bootstrap replicates (0: none).
+        The evaluation seed (IS splits, KID subsets, bootstrap: derived from it as in a matrix
+        cell); bootstrap replicates (0: none).
     cache_dir : path, optional
-        Cache root for trained extractor weights and reference features.
+        Cache root for trained extractor weights and reference features (default ``$GENBENCH_CACHE``).
     samples_split : str
         Split used when ``samples`` names a built-in dataset (``train``: disjoint from ``test``).
     device, weights : optional
         Passed to :func:`genbench.features.get_extractor` (``weights``: the Inception file).
-    batch_size, kid_subset_size, kid_subsets : int
-        Extraction batch size; KID's m and number of subsets (m is lowered, explicitly and
-        reported, when there are fewer samples).
+    kid_subset_size, kid_subsets : int
+        KID's m and number of subsets (m is lowered, explicitly and reported, when there are fewer samples).
 
     Returns
     -------
     list of MetricResult
-        Each with its protocol name (e.g. ``fid@domain-digits-<hash>/n=359v359/ref=test``), and
+        Each with its protocol record (e.g. ``fid@domain-digits-<hash>/n=359v359/ref=test``), and
         params recording the extractor's facts (domain classifier test accuracy) and which data
         were compared.
 
@@ -108,36 +117,27 @@ def score(
     >>> rows = score("npz:fake.npz", "digits")  # doctest: +SKIP
     >>> print(format_table(rows))  # doctest: +SKIP
     """
-    from genbench.features import extract, feature_cache_key, get_extractor
-    from genbench.metrics.quality import evaluate_quality
+    from genbench.evaluate import Reference, evaluate_samples
+    from genbench.features import feature_cache_key
 
-    ref_x, ref_meta, ref_split = _load_set(reference, split, "reference")
-    if isinstance(samples, str):
-        fake_x, fake_meta, _ = _load_set(samples, samples_split, "samples")
-    else:
-        fake_x = samples.detach() if isinstance(samples, torch.Tensor) else torch.as_tensor(np.asarray(samples))
-        fake_meta = {"name": "<tensor>", "shape": list(fake_x.shape[1:])}
+    ref_ds = _as_dataset(reference, "reference")
+    ref_x, ref_split = _part(ref_ds, reference, split, "reference")
+    fake_ds = _as_dataset(samples, "samples")
+    fake_x, _ = _part(fake_ds, samples, samples_split, "samples")
     if tuple(fake_x.shape[1:]) != tuple(ref_x.shape[1:]):
         raise ValueError(
-            f"samples have shape {tuple(fake_x.shape[1:])} per example but the reference {reference!r} has "
+            f"samples have shape {tuple(fake_x.shape[1:])} per example but the reference {ref_ds.name!r} has "
             f"{tuple(ref_x.shape[1:])}; generate samples shaped like the reference (channels first, same size)."
         )
-    ext = extractor
-    if ext is None or isinstance(ext, str):
-        ext = get_extractor(ext or default_extractor(reference), device=device, cache_dir=cache_dir, weights=weights)
-    ref_out = extract(ext, ref_x, batch_size=batch_size, cache_dir=cache_dir,
-                      cache_key=feature_cache_key(data_hash=ref_meta["content_hash"], split=ref_split))
-    fake_out = extract(ext, fake_x, batch_size=batch_size)
-    want_is = metrics is None or any(m in ("is", "inception_score") for m in metrics)
-    probs_ok = ext.has_probs and want_is
-    rows = evaluate_quality(
-        ref_out["features"], fake_out["features"],
-        fake_probs=fake_out.get("probs") if probs_ok else None,
-        real_probs=ref_out.get("probs") if probs_ok else None,
-        extractor_id=ext.id, ref_split=ref_split, seed=seed, n_boot=n_boot, metrics=metrics,
-        kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, extractor_info=ext.info,
-    )
-    data = {"reference": ref_meta, "samples": fake_meta}
+    ref = Reference(ref_ds, ref_split, ref_x,
+                    cache_key=feature_cache_key(data_hash=ref_ds.info.content_hash, split=ref_split))
+    rows = evaluate_samples(fake_x, ref, families=("quality",), extractor=extractor or "domain", seed=seed,
+                            n_boot=n_boot, device=device, cache_dir=cache_dir, weights=weights, metrics=metrics,
+                            settings={"kid": {"subset_size": kid_subset_size, "subsets": kid_subsets}})
+    data = {"reference": {"name": ref_ds.info.name, "content_hash": ref_ds.info.content_hash, "split": ref_split,
+                          "shape": list(ref_ds.info.shape)},
+            "samples": {"name": fake_ds.info.name, "content_hash": fake_ds.info.content_hash,
+                        "shape": list(fake_x.shape[1:])}}
     return [r.with_(params={**r.params, "data": data}) for r in rows]
 
 

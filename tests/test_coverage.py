@@ -103,7 +103,12 @@ def test_real_digits_cover_every_class(digit_labels):
     assert covered.params["histogram"] == np.bincount(digit_labels, minlength=10).tolist()
     assert math.isclose(kl.value, _kl_uniform(covered.params["histogram"]), rel_tol=1e-9)
     assert kl.value < 0.02 and not kl.params["flagged"]
-    assert str(covered.protocol) == "classes-covered@domain-classifier/n=359/min=0.2"
+    from genbench.metrics import MetricInputs, evaluate_metrics
+
+    rows = evaluate_metrics(MetricInputs("domain-digits", fake_probs=np.eye(10)[digit_labels]), family="coverage")
+    assert [str(r.protocol) for r in rows] == ["classes-covered@domain-digits/n=359/min=0.2",
+                                               "class-kl@domain-digits/n=359/min=0.2"]
+    assert [r.direction for r in rows] == ["higher", "lower"] and rows[1].unit == "nats"
 
 
 def test_dropped_digits_are_caught_despite_stray_predictions(digit_labels):

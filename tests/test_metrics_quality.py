@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from genbench.metrics import METRICS
+from genbench.metrics import METRICS, spec_for_output
 from genbench.metrics import quality as q
 from genbench.metrics.bootstrap import bootstrap_ci, bootstrap_replicates
 from genbench.metrics.quality import (
@@ -320,12 +320,13 @@ def test_evaluate_quality_rows_protocols_and_reduced_kid_subset():
     rows = evaluate_quality(real, fake, fake_probs=probs, extractor_id="domain-digits-1234abcd", ref_split="test",
                             seed=0, extractor_info={"test_accuracy": 0.98})
     by = {r.metric: r for r in rows}
-    assert [r.metric for r in rows] == ["fid", "kid", "precision", "recall", "density", "coverage", "is"]
+    assert [r.metric for r in rows] == ["fid", "is", "kid", "precision", "recall", "density", "coverage", "vendi",
+                                        "vendi_real"]
     assert str(by["fid"].protocol) == "fid@domain-digits-1234abcd/n=359v300/ref=test"
-    assert str(by["kid"].protocol) == "kid@domain-digits-1234abcd/n=359v300/ref=test/m=300/subsets=100"
+    assert str(by["kid"].protocol) == "kid@domain-digits-1234abcd/n=359v300/ref=test/m=300/subsets=100/seed=0"
     assert str(by["precision"].protocol).endswith("/k=3") and str(by["coverage"].protocol).endswith("/k=5")
-    assert str(by["is"].protocol) == "is@domain-digits-1234abcd/n=300/splits=10" and by["is"].n == {"fake": 300}
-    assert by["kid"].params["subset_size"] == 300 and by["kid"].params["requested_subset_size"] == 1000
+    assert str(by["is"].protocol) == "is@domain-digits-1234abcd/n=300/splits=10/seed=0" and by["is"].n == {"fake": 300}
+    assert by["kid"].protocol.fixed == (("m", 300), ("subsets", 100)) and by["kid"].params["m"] == 300
     assert any("reduced from 1000 to m=300" in w for w in by["kid"].warnings)
     assert by["kid"].std_kind == "subsets" and by["is"].std_kind == "splits"
     assert by["fid"].n == {"real": 359, "fake": 300}
@@ -337,9 +338,12 @@ def test_evaluate_quality_rows_protocols_and_reduced_kid_subset():
     assert (by["density"].value, by["coverage"].value) == density_coverage(real, fake)
     assert (by["is"].value, by["is"].std) == inception_score(probs, seed=0)
     for r in rows:
-        meta = METRICS.entry({"precision": "precision-recall", "recall": "precision-recall",
-                              "density": "density-coverage", "coverage": "density-coverage"}.get(r.metric, r.metric))
-        assert r.higher_is_better == meta.meta["higher_is_better"]
+        out = r.metric.removesuffix("_real")
+        spec = spec_for_output(out)
+        assert (r.higher_is_better, r.target) == (spec.higher_is_better(out), spec.target(out))
+    # density's ideal is about 1 (a mode-collapsed set scores above 1): a target, not "higher is better"
+    assert by["density"].target == 1.0 and by["density"].higher_is_better is None
+    assert by["density"].direction == "target=1"
 
 
 def test_evaluate_quality_bootstrap_intervals():
@@ -365,7 +369,7 @@ def test_evaluate_quality_metric_selection_and_errors():
     assert [r.metric for r in rows] == ["precision", "recall"]
     with pytest.raises(ValueError, match="Did you mean: fid"):
         evaluate_quality(real, fake, extractor_id="pixels", ref_split="all", metrics=["fdi"])
-    with pytest.raises(ValueError, match="IS needs fake_probs"):
+    with pytest.raises(ValueError, match="'is' needs fake_probs"):
         evaluate_quality(real, fake, extractor_id="pixels", ref_split="all", metrics=["is"])
     bad = fake.copy()
     bad[7, 1] = np.nan
@@ -382,18 +386,18 @@ def test_evaluate_quality_metric_selection_and_errors():
 
 def test_every_quality_metric_is_registered_with_metadata_and_evaluated():
     public = {"fid": frechet_distance, "is": inception_score, "kid": kernel_inception_distance,
-              "precision-recall": precision_recall, "density-coverage": density_coverage}
-    # every public metric function of the module is registered under its name ...
+              "precision-recall": q.precision_recall_parts, "density-coverage": q.density_coverage_parts}
+    # every metric function of the module is registered under its name ...
     for name, fn in public.items():
-        assert METRICS.get(name) is fn
+        assert METRICS.get(name).compute is fn
     # ... and nothing registered from this module is missing from the list above
-    ours = {e.name: e for e in METRICS.entries() if getattr(e.obj, "__module__", "") == q.__name__}
+    ours = {e.name: e for e in METRICS.entries() if getattr(e.obj.compute, "__module__", "") == q.__name__}
     assert set(ours) == set(public)
+    rng = np.random.default_rng(22)
+    real, fake = rng.normal(size=(60, 3)), rng.normal(size=(60, 3))
+    probs = rng.dirichlet(np.ones(4), size=60)
     for name, e in ours.items():
-        assert e.meta["family"] == "quality"
-        assert e.meta["higher_is_better"] in (True, False)
-        assert e.meta["needs"] in ("features", "probs")
-        assert e.description
+        assert e.obj.family == "quality" and e.obj.needs in ("features", "probs") and e.description
         # evaluate_quality produces every output, by output name and by registered name
-        assert set(e.meta["outputs"]) <= set(q.QUALITY_OUTPUTS)
-        assert q._resolve_outputs([name], True) == [o for o in q.QUALITY_OUTPUTS if o in e.meta["outputs"]]
+        rows = evaluate_quality(real, fake, fake_probs=probs, extractor_id="pixels", ref_split="test", metrics=[name])
+        assert [r.metric for r in rows if not r.metric.endswith("_real")] == list(e.obj.outputs)

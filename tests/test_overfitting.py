@@ -69,7 +69,8 @@ def controls(digits):
 @pytest.fixture(scope="module")
 def results(digits, controls):
     train = digits[0]
-    return {name: {r.metric: r for r in evaluate_overfitting(f, train, h)} for name, (f, h) in controls.items()}
+    return {name: {r.metric: r for r in evaluate_overfitting(f, train, h, heldout_split="test")}
+            for name, (f, h) in controls.items()}
 
 
 COPIES = ["copycat", "noisy-0.02", "noisy-0.05"]
@@ -103,14 +104,15 @@ def test_exact_copies_are_exact(results):
 
 def test_results_are_well_formed(results):
     rows = list(results["copycat"].values())
+    n = "n=fake:359,train:1258,heldout:359/ref=train/heldout=test"
     assert [str(r.protocol) for r in rows] == [
-        "nn-median-ratio@pixels/n=359/ref=train",
-        "copy-rate@pixels/n=359/ref=train/q=0.01",
-        "authenticity@pixels/n=359/ref=train",
-        "ct@pixels/n=359/ref=train/cells=8",
+        f"nn-median-ratio@pixels/{n}",
+        f"copy-rate@pixels/{n}/q=0.01",
+        f"authenticity@pixels/{n}",
+        f"ct@pixels/{n}/cells=8/seed=0",
     ]
     for r in rows:
-        assert r.n == {"fake": 359, "train": 1258, "test": 359}
+        assert r.n == {"fake": 359, "train": 1258, "heldout": 359}
         to_json(r.to_dict())  # params are JSON with finite numbers only (allow_nan=False)
         assert METRICS.entry(r.metric).meta["family"] == "overfitting"
     ct = results["copycat"]["ct"].params
@@ -245,12 +247,12 @@ def test_likelihood_gap_matches_welch():
     rng = np.random.default_rng(6)
     train_ll = rng.normal(-80.0, 3.0, 1000)
     test_ll = rng.normal(-81.0, 4.0, 500)
-    r = likelihood_gap(train_ll, test_ll, estimator="exact", kind="exact")
+    r = likelihood_gap(train_ll, test_ll, kind="exact")
     welch = ttest_ind(train_ll, test_ll, equal_var=False)
     assert math.isclose(r.value, train_ll.mean() - test_ll.mean(), rel_tol=1e-12)
     assert math.isclose(r.params["z"], welch.statistic, rel_tol=1e-10)
     assert math.isclose(r.std, r.value / welch.statistic, rel_tol=1e-10)
-    assert r.params["flagged"] and str(r.protocol) == "likelihood-gap@exact/n=500/ref=train" and r.unit == "nats"
+    assert r.params["flagged"] and r.n == {"train": 1000, "test": 500} and r.kind == "exact"
 
 
 def test_likelihood_gap_not_flagged_without_a_gap():

@@ -29,12 +29,13 @@ def test_score_npz_against_digits(tmp_path, cache, digits):
     spec = write_npz(tmp_path / "fake.npz", fake)
     rows = score(spec, "digits", cache_dir=cache)
     by = {r.metric: r for r in rows}
-    assert list(by) == ["fid", "kid", "precision", "recall", "density", "coverage", "is", "is_real"]
+    assert list(by) == ["fid", "is", "is_real", "kid", "precision", "recall", "density", "coverage", "vendi",
+                        "vendi_real"]
     ext = get_extractor("domain:digits", cache_dir=cache)
     assert str(by["fid"].protocol) == f"fid@{ext.id}/n=359v300/ref=test"
-    assert str(by["kid"].protocol) == f"kid@{ext.id}/n=359v300/ref=test/m=300/subsets=100"
-    assert by["kid"].params["subset_size"] == 300 and by["kid"].warnings
-    assert str(by["is"].protocol) == f"is@{ext.id}/n=300/splits=10"
+    assert str(by["kid"].protocol) == f"kid@{ext.id}/n=359v300/ref=test/m=300/subsets=100/seed=0"
+    assert by["kid"].params["m"] == 300 and by["kid"].warnings
+    assert str(by["is"].protocol) == f"is@{ext.id}/n=300/splits=10/seed=0"
     for r in rows:
         assert r.params["extractor"]["test_accuracy"] == ext.accuracy > 0.95
         assert r.params["data"]["reference"]["split"] == "test"
@@ -69,10 +70,10 @@ def test_score_defaults_and_errors(tmp_path, cache, digits):
     assert default_extractor(ref) == "pixels"
     rows = score(fake, ref, cache_dir=cache, metrics=["fid", "kid"], kid_subset_size=50, kid_subsets=5)
     assert str(rows[0].protocol) == "fid@pixels/n=120v100/ref=all"
-    assert str(rows[1].protocol) == "kid@pixels/n=120v100/ref=all/m=50/subsets=5" and not rows[1].warnings
+    assert str(rows[1].protocol) == "kid@pixels/n=120v100/ref=all/m=50/subsets=5/seed=0" and not rows[1].warnings
     with pytest.raises(ValueError, match=r"samples have shape \(1, 4, 4\) .* has \(1, 8, 8\)"):
         score(torch.rand(10, 1, 4, 4), "digits", cache_dir=cache)
-    with pytest.raises(ValueError, match="IS needs fake_probs"):
+    with pytest.raises(ValueError, match="'is' needs fake_probs"):
         score(fake, ref, cache_dir=cache, metrics=["is"])
 
 
@@ -85,6 +86,6 @@ def test_format_table(tmp_path, cache, digits):
     for r in rows:
         line = next(ln for ln in lines if ln.startswith(r.metric + " "))
         assert f"{r.value:.5g}" in line and str(r.protocol) in line
-    assert re.search(r"^kid .* ± .*\(subsets\) \[.*\].*subsets=100 \[1\]$", text, re.M)
-    assert re.search(r"^\[1\] KID subset size reduced from 1000 to m=200", text, re.M)
+    assert re.search(r"^kid .* ± .*\(subsets\) \[.*\].*subsets=100/seed=0 \[\d\]$", text, re.M)
+    assert re.search(r"^\[\d\] KID subset size reduced from 1000 to m=200", text, re.M)
     assert "test accuracy" in text

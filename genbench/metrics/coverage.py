@@ -33,7 +33,8 @@ import numpy as np
 
 from genbench._validation import as_numpy, check_features, check_n
 from genbench.metrics import register_metric
-from genbench.results import MetricResult, Protocol
+from genbench.metrics._spec import Measurement
+from genbench.results import MetricResult
 
 HQ_STD = 3.0  # "high quality": within 3 std of the nearest mode (VEEGAN)
 MODE_KL_FLAG = 0.05  # nats; dropping one of 8 ring modes gives log(8/7) = 0.134, half of them log 2
@@ -69,10 +70,10 @@ def mode_assignments(fake: Any, centres: Any, std: float, *, hq_std: float = HQ_
     return nearest.astype(np.int64), hq
 
 
-@register_metric("modes-captured", higher_is_better=True, needs="samples", family="coverage",
+@register_metric("modes-captured", family="coverage", needs="mixture", direction="higher",
+                 protocol_params={"hq_std": "hq_std", "min_count": "min"},
                  description="mixture modes with at least min_count high-quality samples (VEEGAN rule)")
-def modes_captured(fake: Any, centres: Any, std: float, *, min_count: int = 1, hq_std: float = HQ_STD,
-                   dataset_name: str = "mixture") -> MetricResult:
+def modes_captured(fake: Any, centres: Any, std: float, *, min_count: int = 1, hq_std: float = HQ_STD) -> Measurement:
     """Number of mixture modes captured: modes nearest to >= ``min_count`` high-quality samples.
 
     Parameters
@@ -81,11 +82,10 @@ def modes_captured(fake: Any, centres: Any, std: float, *, min_count: int = 1, h
     centres : (M, D) true mode centres; std : their standard deviation.
     min_count : high-quality samples a mode needs (VEEGAN: 1).
     hq_std : the high-quality radius in standard deviations.
-    dataset_name : names the data in the protocol.
 
     Returns
     -------
-    MetricResult
+    Measurement
         value in 0..M, higher is better; params hold ``n_modes``, ``hq_counts`` (per mode),
         ``missing_modes`` and ``flagged`` (a mode is missing).
 
@@ -102,11 +102,8 @@ def modes_captured(fake: Any, centres: Any, std: float, *, min_count: int = 1, h
     m = len(np.asarray(centres))
     hq_counts = np.bincount(nearest[hq], minlength=m)
     captured = hq_counts >= min_count
-    return MetricResult(
-        metric="modes-captured", value=int(captured.sum()),
-        protocol=Protocol("modes-captured", space=dataset_name, n={"fake": len(nearest)}, fixed={"hq_std": hq_std,
-                                                                                                 "min": min_count}),
-        n={"fake": len(nearest)}, higher_is_better=True,
+    return Measurement(
+        float(captured.sum()),
         params={
             "n_modes": m,
             "min_count": min_count,
@@ -119,10 +116,10 @@ def modes_captured(fake: Any, centres: Any, std: float, *, min_count: int = 1, h
     )
 
 
-@register_metric("hq-share", higher_is_better=True, needs="samples", family="coverage",
+@register_metric("hq-share", family="coverage", needs="mixture", direction="higher",
+                 protocol_params={"hq_std": "hq_std"},
                  description="share of samples within 3 std of their nearest mixture mode")
-def high_quality_share(fake: Any, centres: Any, std: float, *, hq_std: float = HQ_STD,
-                       dataset_name: str = "mixture") -> MetricResult:
+def high_quality_share(fake: Any, centres: Any, std: float, *, hq_std: float = HQ_STD) -> Measurement:
     """Share of generated points within ``hq_std`` standard deviations of their nearest mode.
 
     For samples of the true mixture the share is ``P(chi2_D <= hq_std^2)`` (modes far apart
@@ -135,7 +132,7 @@ def high_quality_share(fake: Any, centres: Any, std: float, *, hq_std: float = H
 
     Returns
     -------
-    MetricResult
+    Measurement
         value in [0, 1], higher is better.
 
     Examples
@@ -148,19 +145,16 @@ def high_quality_share(fake: Any, centres: Any, std: float, *, hq_std: float = H
 
     nearest, hq = mode_assignments(fake, centres, std, hq_std=hq_std)
     dim = np.asarray(centres).shape[1]
-    return MetricResult(
-        metric="hq-share", value=float(hq.mean()),
-        protocol=Protocol("hq-share", space=dataset_name, n={"fake": len(hq)}, fixed={"hq_std": hq_std}),
-        n={"fake": len(hq)}, higher_is_better=True,
+    return Measurement(
+        float(hq.mean()),
         params={"hq_std": hq_std, "n_high_quality": int(hq.sum()),
                 "expected_true_share": float(chi2.cdf(hq_std**2, dim))},
     )
 
 
-@register_metric("mode-kl", higher_is_better=False, needs="samples", family="coverage",
+@register_metric("mode-kl", family="coverage", needs="mixture", direction="lower", unit="nats",
                  description="KL(mode histogram || uniform) in nats, all samples assigned to the nearest mode")
-def mode_kl(fake: Any, centres: Any, std: float, *, flag: float = MODE_KL_FLAG,
-            dataset_name: str = "mixture") -> MetricResult:
+def mode_kl(fake: Any, centres: Any, std: float, *, flag: float = MODE_KL_FLAG) -> Measurement:
     """KL divergence of the generated mode histogram from the uniform mode distribution, in nats.
 
     Every sample counts for its nearest centre; ``KL(p || u) = sum_i p_i log(M p_i)`` lies in
@@ -175,7 +169,7 @@ def mode_kl(fake: Any, centres: Any, std: float, *, flag: float = MODE_KL_FLAG,
 
     Returns
     -------
-    MetricResult
+    Measurement
         value >= 0, lower is better; params hold the ``histogram`` (counts per mode).
 
     Examples
@@ -189,10 +183,8 @@ def mode_kl(fake: Any, centres: Any, std: float, *, flag: float = MODE_KL_FLAG,
     m = len(np.asarray(centres))
     counts = np.bincount(nearest, minlength=m)
     kl = _kl_from_uniform(counts)
-    return MetricResult(
-        metric="mode-kl", value=kl, protocol=Protocol("mode-kl", space=dataset_name, n={"fake": len(nearest)}),
-        n={"fake": len(nearest)}, unit="nats", higher_is_better=False,
-        warnings=_small_sample_warning(len(nearest), m, flag),
+    return Measurement(
+        kl, warnings=_small_sample_warning(len(nearest), m, flag),
         params={"histogram": counts.tolist(), "expected_null_kl": (m - 1) / (2 * len(nearest)), "flag": flag,
                 "flag_rule": f"mode imbalance when KL > {flag:g} nats", "flagged": bool(kl > flag)},
     )
@@ -227,19 +219,19 @@ def evaluate_mode_coverage(fake: Any, dataset: Any, *, min_count: int = 1, hq_st
             f"evaluate_mode_coverage needs a mixture dataset with known centres (mixture-ring, mixture-grid); "
             f"got {type(dataset).__name__}. For image data use class_coverage on classifier probabilities."
         )
-    name = dataset.name
-    return [
-        modes_captured(fake, centres, dataset.std, min_count=min_count, hq_std=hq_std, dataset_name=name),
-        high_quality_share(fake, centres, dataset.std, hq_std=hq_std, dataset_name=name),
-        mode_kl(fake, centres, dataset.std, flag=kl_flag, dataset_name=name),
-    ]
+    from genbench.metrics._evaluator import MetricInputs, evaluate_metrics
+
+    inputs = MetricInputs(dataset.name, fake=as_numpy(fake, dtype=np.float64), centres=centres, std=dataset.std)
+    return evaluate_metrics(inputs, family="coverage", settings={
+        "modes-captured": {"min_count": min_count, "hq_std": hq_std}, "hq-share": {"hq_std": hq_std},
+        "mode-kl": {"flag": kl_flag}})
 
 
-@register_metric("class-coverage", higher_is_better=True, needs="probs", family="coverage",
-                 description="classes covered and KL(class histogram || uniform) from classifier argmax",
-                 outputs=("classes-covered", "class-kl"))
-def class_coverage(probs: Any, *, min_share: float = CLASS_MIN_SHARE, kl_flag: float = CLASS_KL_FLAG,
-                   classifier_name: str = "domain-classifier") -> list[MetricResult]:
+@register_metric("class-coverage", family="coverage", needs="probs", outputs=("classes-covered", "class-kl"),
+                 direction={"classes-covered": "higher", "class-kl": "lower"}, protocol_params={"min_share": "min"},
+                 description="classes covered and KL(class histogram || uniform) from classifier argmax")
+def class_coverage(probs: Any, *, min_share: float = CLASS_MIN_SHARE,
+                   kl_flag: float = CLASS_KL_FLAG) -> tuple[Measurement, Measurement]:
     """Class histogram of generated images under the domain classifier: classes covered, KL from uniform.
 
     Each sample counts for its argmax class (ties to the lower class). A class is **covered** when
@@ -253,11 +245,10 @@ def class_coverage(probs: Any, *, min_share: float = CLASS_MIN_SHARE, kl_flag: f
     probs : (n, C) class probabilities (rows summing to 1) from the domain classifier.
     min_share : covered-class threshold as a share of n / C.
     kl_flag : ``flagged`` when KL > kl_flag (default 0.05 nats).
-    classifier_name : names the classifier in the protocol.
 
     Returns
     -------
-    list of MetricResult
+    (Measurement, Measurement)
         ``classes-covered`` (0..C, higher is better; flagged when a class is missing) and
         ``class-kl`` (nats, lower is better); both keep the ``histogram`` in params.
 
@@ -282,26 +273,16 @@ def class_coverage(probs: Any, *, min_share: float = CLASS_MIN_SHARE, kl_flag: f
     covered = counts >= need
     kl = _kl_from_uniform(counts)
     hist = counts.tolist()
-    return [
-        MetricResult(
-            metric="classes-covered", value=int(covered.sum()), protocol=Protocol("classes-covered",
-                                                                                  space=classifier_name,
-                                                                                   n={"fake": n},
-                                                                                    fixed={"min": min_share}),
-            n={"fake": n}, higher_is_better=True,
-            params={"n_classes": c, "histogram": hist, "min_share": min_share, "min_count": need,
-                    "missing_classes": np.flatnonzero(~covered).tolist(),
-                    "rule": f"a class is covered with >= {min_share:g} x n / C argmax predictions",
-                    "flagged": bool(not covered.all())},
-        ),
-        MetricResult(
-            metric="class-kl", value=kl, protocol=Protocol("class-kl", space=classifier_name, n={"fake": n}),
-             n={"fake": n}, unit="nats",
-            higher_is_better=False, warnings=_small_sample_warning(n, c, kl_flag),
-            params={"n_classes": c, "histogram": hist, "expected_null_kl": (c - 1) / (2 * n), "flag": kl_flag,
-                    "flag_rule": f"class imbalance when KL > {kl_flag:g} nats", "flagged": bool(kl > kl_flag)},
-        ),
-    ]
+    return (
+        Measurement(float(covered.sum()), params={
+            "n_classes": c, "histogram": hist, "min_share": min_share, "min_count": need,
+            "missing_classes": np.flatnonzero(~covered).tolist(),
+            "rule": f"a class is covered with >= {min_share:g} x n / C argmax predictions",
+            "flagged": bool(not covered.all())}),
+        Measurement(kl, unit="nats", warnings=_small_sample_warning(n, c, kl_flag), params={
+            "n_classes": c, "histogram": hist, "expected_null_kl": (c - 1) / (2 * n), "flag": kl_flag,
+            "flag_rule": f"class imbalance when KL > {kl_flag:g} nats", "flagged": bool(kl > kl_flag)}),
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -280,7 +280,7 @@ def _distance_dtype(name: str) -> torch.dtype:
 
 
 @register_metric(
-    "parzen", higher_is_better=True, needs="samples", family="likelihood", kind="estimate",
+    "parzen", family="likelihood", needs="density", direction="higher", kind="estimate", unit="nats", default=False,
     description="Parzen-window (Gaussian KDE) log-likelihood of real data under generated samples, nats/example",
 )
 def parzen_log_likelihood(samples: Any, test: Any, *, sigma: float, batch_size: int = 1024,
@@ -461,7 +461,7 @@ class GMMFit:
 
 
 @register_metric(
-    "gmm", higher_is_better=True, needs="samples", family="likelihood", kind="estimate",
+    "gmm", family="likelihood", needs="density", direction="higher", kind="estimate", unit="nats", default=False,
     description="Gaussian-mixture log-likelihood of real data under a GMM fitted to generated samples",
 )
 def gmm_log_likelihood(samples: Any, test: Any, *, validation: Any,
@@ -695,7 +695,7 @@ def _check_latent_model(model: Any) -> None:
 
 
 @register_metric(
-    "iwae", higher_is_better=True, needs="model", family="likelihood", kind="lower-bound",
+    "iwae", family="likelihood", needs="model", direction="higher", kind="lower-bound", unit="nats", default=False,
     description="importance-sampled log-likelihood (IWAE-k bound) of a latent-variable model, nats/example",
 )
 def importance_sampled_log_likelihood(model: Any, x: Any, *, k: int = 5000, batch_size: int = 64,
@@ -773,7 +773,7 @@ def importance_sampled_log_likelihood(model: Any, x: Any, *, k: int = 5000, batc
 
 
 @register_metric(
-    "elbo", higher_is_better=True, needs="model", family="likelihood", kind="lower-bound",
+    "elbo", family="likelihood", needs="model", direction="higher", kind="lower-bound", unit="nats", default=False,
     description="evidence lower bound of a latent-variable model (Monte Carlo mean of single-sample bounds)",
 )
 def elbo(model: Any, x: Any, *, n_samples: int = 16, batch_size: int = 64, seed: int = 0,
@@ -844,7 +844,7 @@ def _model_log_prob(model: Any, x: Any, *, batch_size: int, device: Any) -> np.n
 
 
 @register_metric(
-    "exact-loglik", higher_is_better=True, needs="model", family="likelihood", kind="exact",
+    "exact-loglik", family="likelihood", needs="model", direction="higher", kind="exact", unit="nats", default=False,
     description="exact log-likelihood of a model with likelihood_kind == 'exact' (e.g. PixelCNN), nats/example",
 )
 def exact_log_likelihood(model: Any, x: Any, *, batch_size: int = 256, device: Any = None) -> np.ndarray:

@@ -34,8 +34,9 @@ import numpy as np
 
 from genbench._validation import check_n, check_rows
 from genbench.metrics import register_metric
+from genbench.metrics._spec import Measurement
 from genbench.metrics.neighbours import nearest_neighbours
-from genbench.results import MetricResult, Protocol
+from genbench.results import MetricResult
 
 # Quantiles recorded for the NN-to-train distance distributions (summary for tables/plots).
 SUMMARY_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95)
@@ -102,11 +103,11 @@ def train_neighbours(fake: Any, train: Any, test: Any, *, device: Any = None,
 # the checks
 
 
-@register_metric("nn-median-ratio", higher_is_better=None, needs="samples", family="overfitting",
+@register_metric("nn-median-ratio", family="overfitting", needs="samples", direction=None,
+                 shared={"neighbours": lambda inputs: _shared_neighbours(inputs)},
                  description="median NN-to-train distance of generated / held-out samples (1 = like fresh data)")
-def nn_distance_ratio(fake: Any, train: Any, test: Any, *, space_name: str = "pixels",
-                      flag_ratio: float = MEDIAN_RATIO_FLAG, neighbours: TrainNeighbours | None = None,
-                      device: Any = None) -> MetricResult:
+def nn_distance_ratio(fake: Any, train: Any, test: Any, *, flag_ratio: float = MEDIAN_RATIO_FLAG,
+                      neighbours: TrainNeighbours | None = None, device: Any = None) -> Measurement:
     """Ratio of median nearest-training-neighbour distances, generated over held-out.
 
     ``ratio = median_i d(fake_i, train) / median_j d(heldout_j, train)``. Near 1: generated
@@ -117,13 +118,12 @@ def nn_distance_ratio(fake: Any, train: Any, test: Any, *, space_name: str = "pi
     Parameters
     ----------
     fake, train, test : (n, d) arrays or (N, C, H, W) images in the same space (test = held-out real data).
-    space_name : the space's name for the protocol (``"pixels"``, ``"domain-digits"``).
     flag_ratio : ``flagged`` when ``ratio < flag_ratio`` (default 0.5).
     neighbours : precomputed :func:`train_neighbours` (skips the search).
 
     Returns
     -------
-    MetricResult
+    Measurement
         ``metric="nn-median-ratio"``; params hold both distance distributions' quantiles
         (``fake_quantiles``, ``heldout_quantiles``), ``flagged`` and the rule.
 
@@ -145,11 +145,9 @@ def nn_distance_ratio(fake: Any, train: Any, test: Any, *, space_name: str = "pi
             "training examples); use a held-out split disjoint from train."
         )
     ratio = float(np.median(nb.fake_dist)) / med_h
-    return MetricResult(
-        metric="nn-median-ratio", value=ratio, protocol=_protocol("nn-median-ratio", space_name, len(f)),
-        n=_counts(f, t, h), higher_is_better=None,
+    return Measurement(
+        ratio, n=_counts(f, t, h),
         params={
-            "space": space_name,
             "fake_quantiles": _quantiles(nb.fake_dist),
             "heldout_quantiles": _quantiles(nb.heldout_dist),
             "flag_ratio": flag_ratio,
@@ -159,11 +157,11 @@ def nn_distance_ratio(fake: Any, train: Any, test: Any, *, space_name: str = "pi
     )
 
 
-@register_metric("copy-rate", higher_is_better=False, needs="samples", family="overfitting",
+@register_metric("copy-rate", family="overfitting", needs="samples", direction="lower",
+                 protocol_params={"quantile": "q"}, shared={"neighbours": lambda inputs: _shared_neighbours(inputs)},
                  description="share of generated samples closer to train than almost all held-out data")
-def copy_rate(fake: Any, train: Any, test: Any, *, space_name: str = "pixels", quantile: float = COPY_QUANTILE,
-              flag_rate: float = COPY_FLAG, neighbours: TrainNeighbours | None = None,
-              device: Any = None) -> MetricResult:
+def copy_rate(fake: Any, train: Any, test: Any, *, quantile: float = COPY_QUANTILE, flag_rate: float = COPY_FLAG,
+              neighbours: TrainNeighbours | None = None, device: Any = None) -> Measurement:
     """Share of generated samples nearer to a training example than fresh data ever comes.
 
     The copy threshold is ``delta = quantile_q({d(h, train) : h in heldout})`` with q = 0.01 by
@@ -179,11 +177,11 @@ def copy_rate(fake: Any, train: Any, test: Any, *, space_name: str = "pixels", q
     fake, train, test : (n, d) arrays or (N, C, H, W) images in the same space (test = held-out real data).
     quantile : q in (0, 1).
     flag_rate : ``flagged`` when the copy rate exceeds it (default 0.10, i.e. 10 x the null rate).
-    space_name, neighbours, device : as in :func:`nn_distance_ratio`.
+    neighbours, device : as in :func:`nn_distance_ratio`.
 
     Returns
     -------
-    MetricResult
+    Measurement
         ``metric="copy-rate"`` in [0, 1], lower is better; params hold ``threshold``,
         ``quantile``, ``expected_null_rate``, ``n_copies``, ``flagged``.
 
@@ -204,11 +202,9 @@ def copy_rate(fake: Any, train: Any, test: Any, *, space_name: str = "pixels", q
     delta = float(np.quantile(nb.heldout_dist, quantile))
     copies = nb.fake_dist < delta
     rate = float(copies.mean())
-    return MetricResult(
-        metric="copy-rate", value=rate, protocol=_protocol("copy-rate", space_name, len(f), q=quantile),
-        n=_counts(f, t, h), higher_is_better=False,
+    return Measurement(
+        rate, n=_counts(f, t, h),
         params={
-            "space": space_name,
             "threshold": delta,
             "threshold_rule": f"{quantile:g}-quantile of held-out -> train NN distances (numpy linear)",
             "quantile": quantile,
@@ -221,11 +217,11 @@ def copy_rate(fake: Any, train: Any, test: Any, *, space_name: str = "pixels", q
     )
 
 
-@register_metric("authenticity", higher_is_better=True, needs="samples", family="overfitting",
+@register_metric("authenticity", family="overfitting", needs="samples", direction="higher",
+                 shared={"neighbours": lambda inputs: _shared_neighbours(inputs)},
                  description="share of samples farther from their NN training point than its own NN (Alaa 2022)")
-def authenticity_score(fake: Any, train: Any, test: Any, *, space_name: str = "pixels",
-                       flag_ratio: float = AUTHENTICITY_FLAG_RATIO, neighbours: TrainNeighbours | None = None,
-                       device: Any = None) -> MetricResult:
+def authenticity_score(fake: Any, train: Any, test: Any, *, flag_ratio: float = AUTHENTICITY_FLAG_RATIO,
+                       neighbours: TrainNeighbours | None = None, device: Any = None) -> Measurement:
     """Authentic share (Alaa et al. 2022): samples not closer to a training point than its own neighbour.
 
     For a generated sample g with nearest training example t = NN_train(g), g is authentic when
@@ -239,11 +235,11 @@ def authenticity_score(fake: Any, train: Any, test: Any, *, space_name: str = "p
     ----------
     fake, train, test : (n, d) arrays or (N, C, H, W) images in the same space (test = held-out real data).
     flag_ratio : ``flagged`` when ``share < flag_ratio * heldout_share`` (default 0.5).
-    space_name, neighbours, device : as in :func:`nn_distance_ratio`.
+    neighbours, device : as in :func:`nn_distance_ratio`.
 
     Returns
     -------
-    MetricResult
+    Measurement
         ``metric="authenticity"`` in [0, 1], higher is better; params hold ``heldout_share``,
         ``flagged`` and the rule.
 
@@ -259,11 +255,9 @@ def authenticity_score(fake: Any, train: Any, test: Any, *, space_name: str = "p
     nb = neighbours or train_neighbours(f, t, h, device=device)
     share = float((nb.fake_dist > nb.train_dist[nb.fake_index]).mean())
     held = float((nb.heldout_dist > nb.train_dist[nb.heldout_index]).mean())
-    return MetricResult(
-        metric="authenticity", value=share, protocol=_protocol("authenticity", space_name, len(f)),
-        n=_counts(f, t, h), higher_is_better=True,
+    return Measurement(
+        share, n=_counts(f, t, h),
         params={
-            "space": space_name,
             "heldout_share": held,
             "flag_ratio": flag_ratio,
             "flag_rule": f"copying when authentic share < {flag_ratio:g} x held-out authentic share",
@@ -272,11 +266,10 @@ def authenticity_score(fake: Any, train: Any, test: Any, *, space_name: str = "p
     )
 
 
-@register_metric("ct", higher_is_better=None, needs="samples", family="overfitting",
+@register_metric("ct", family="overfitting", needs="samples", direction=None, protocol_params={"n_cells": "cells"},
                  description="Meehan et al. 2020 data-copying statistic C_T (<< 0 copying, >> 0 underfitting)")
-def data_copying_ct(fake: Any, train: Any, test: Any, *, space_name: str = "pixels", n_cells: int | None = None,
-                    tau: float | None = None, seed: int = 0, flag: float = CT_FLAG, n_init: int = 3,
-                    device: Any = None) -> MetricResult:
+def data_copying_ct(fake: Any, train: Any, test: Any, *, n_cells: int | None = None, tau: float | None = None,
+                    seed: int = 0, flag: float = CT_FLAG, n_init: int = 3, device: Any = None) -> Measurement:
     """The data-copying test statistic C_T of Meehan et al. (2020).
 
     1. Partition the space into ``n_cells`` cells by k-means on the training data (seeded);
@@ -307,7 +300,7 @@ def data_copying_ct(fake: Any, train: Any, test: Any, *, space_name: str = "pixe
 
     Returns
     -------
-    MetricResult
+    Measurement
         ``metric="ct"``; params hold ``n_cells``, ``tau``, ``cells_used``, ``cell_z``,
         ``cell_weights``, ``dropped_heldout_mass`` (held-out mass of cells left out for too few
         generated samples: large values mean the model misses regions), ``flagged``, ``verdict``.
@@ -374,11 +367,9 @@ def data_copying_ct(fake: Any, train: Any, test: Any, *, space_name: str = "pixe
     if dropped > 0:
         warnings = (f"{k - len(used)} of {k} cells hold too few generated samples (held-out mass "
                     f"{dropped:.3f} left out of C_T)",)
-    return MetricResult(
-        metric="ct", value=ct, protocol=_protocol("ct", space_name, m, cells=k),
-        n=_counts(f, t, h), higher_is_better=None, warnings=warnings,
+    return Measurement(
+        ct, n=_counts(f, t, h), warnings=warnings, fixed={"cells": k},
         params={
-            "space": space_name,
             "n_cells": k,
             "tau": tau,
             "cells_used": len(used),
@@ -395,10 +386,10 @@ def data_copying_ct(fake: Any, train: Any, test: Any, *, space_name: str = "pixe
     )
 
 
-@register_metric("likelihood-gap", higher_is_better=False, needs="loglik", family="overfitting",
+@register_metric("likelihood-gap", family="overfitting", needs="loglik", direction="lower", unit="nats",
+                 uncertainty="stderr",
                  description="mean train log-likelihood minus mean test log-likelihood (nats per example)")
-def likelihood_gap(train_ll: Any, test_ll: Any, *, estimator: str = "loglik", kind: str | None = None,
-                   flag_z: float = 3.0) -> MetricResult:
+def likelihood_gap(train_ll: Any, test_ll: Any, *, kind: str | None = None, flag_z: float = 3.0) -> Measurement:
     """Train/test likelihood gap: ``mean(train_ll) - mean(test_ll)`` in nats per example.
 
     A model that memorises its training set assigns it more likelihood than unseen data, so a
@@ -410,13 +401,12 @@ def likelihood_gap(train_ll: Any, test_ll: Any, *, estimator: str = "loglik", ki
     ----------
     train_ll, test_ll : (n_train,), (n_test,) per-example log-likelihoods in nats (from the
         likelihood estimators; the same estimator for both).
-    estimator : the estimator's name for the protocol (``"iwae-5000"``, ``"exact"``, ``"parzen"``).
     kind : estimator kind, ``"exact"``, ``"lower-bound"`` or ``"estimate"`` (PROTOCOLS.md).
     flag_z : significance threshold.
 
     Returns
     -------
-    MetricResult
+    Measurement
         ``metric="likelihood-gap"``, unit nats, lower is better, ``std`` the standard error.
 
     Examples
@@ -432,11 +422,8 @@ def likelihood_gap(train_ll: Any, test_ll: Any, *, estimator: str = "loglik", ki
     se = math.sqrt(tr.var(ddof=1) / len(tr) + te.var(ddof=1) / len(te))
     z = gap / se if se > 0 else None
     flagged = gap > 0 and (z is None or z > flag_z)
-    return MetricResult(
-        metric="likelihood-gap", value=gap, protocol=Protocol("likelihood-gap", space=estimator,
-                                                              n={"test": len(te)}, ref="train"),
-        std=se, std_kind="stderr", n={"train": len(tr), "test": len(te)}, kind=kind, unit="nats",
-        higher_is_better=False,
+    return Measurement(
+        gap, std=se, std_kind="stderr", n={"train": len(tr), "test": len(te)}, kind=kind,
         params={
             "train_mean": float(tr.mean()),
             "test_mean": float(te.mean()),
@@ -454,6 +441,7 @@ def evaluate_overfitting(
     test: Any,
     *,
     space_name: str = "pixels",
+    heldout_split: str | None = None,
     seed: int = 0,
     n_cells: int | None = None,
     tau: float | None = None,
@@ -487,20 +475,20 @@ def evaluate_overfitting(
     --------
     >>> from genbench.data import load_dataset
     >>> ds = load_dataset("digits")
-    >>> rows = evaluate_overfitting(ds.train.x[:359], ds.train.x, ds.test.x)
-    >>> [(r.protocol, r.params["flagged"]) for r in rows][1]
-    ('copy-rate@pixels/n=359/ref=train/q=0.01', True)
+    >>> rows = evaluate_overfitting(ds.train.x[:359], ds.train.x, ds.test.x, heldout_split="test")
+    >>> [(str(r.protocol), r.params["flagged"]) for r in rows][1]
+    ('copy-rate@pixels/n=fake:359,train:1258,heldout:359/ref=train/heldout=test/q=0.01', True)
     """
+    from genbench.metrics._evaluator import MetricInputs, evaluate_metrics
+
     f, t, h = _inputs(fake, train, test, min_train=2)
-    nb = train_neighbours(f, t, h, device=device)
-    common = {"space_name": space_name, "neighbours": nb}
-    return [
-        nn_distance_ratio(f, t, h, flag_ratio=median_ratio_flag, **common),
-        copy_rate(f, t, h, quantile=copy_quantile, flag_rate=copy_flag, **common),
-        authenticity_score(f, t, h, flag_ratio=authenticity_flag_ratio, **common),
-        data_copying_ct(f, t, h, space_name=space_name, n_cells=n_cells, tau=tau, seed=seed, flag=ct_flag,
-                        device=device),
-    ]
+    inputs = MetricInputs(space_name, fake=f, train=t, heldout=h, ref="train", heldout_split=heldout_split,
+                          device=device)
+    return evaluate_metrics(inputs, family="overfitting", seed=seed, device=device, settings={
+        "nn-median-ratio": {"flag_ratio": median_ratio_flag},
+        "copy-rate": {"quantile": copy_quantile, "flag_rate": copy_flag},
+        "authenticity": {"flag_ratio": authenticity_flag_ratio},
+        "ct": {"n_cells": n_cells, "tau": tau, "flag": ct_flag}})
 
 
 # --------------------------------------------------------------------------------------------
@@ -530,12 +518,13 @@ def _loglik(a: Any, name: str) -> np.ndarray:
     return x
 
 
-def _protocol(metric: str, space: str, n_fake: int, **fixed: Any) -> Protocol:
-    return Protocol(metric, space=space, n={"fake": n_fake}, ref="train", fixed=fixed)
+def _shared_neighbours(inputs: Any) -> TrainNeighbours:
+    """One nearest-training-neighbour search shared by the checks of one evaluation."""
+    return train_neighbours(inputs.fake, inputs.train, inputs.heldout, device=inputs.device)
 
 
 def _counts(f: np.ndarray, t: np.ndarray, h: np.ndarray) -> dict[str, int]:
-    return {"fake": len(f), "train": len(t), "test": len(h)}
+    return {"fake": len(f), "train": len(t), "heldout": len(h)}
 
 
 def _quantiles(d: np.ndarray) -> dict[str, float]:

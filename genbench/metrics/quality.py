@@ -13,10 +13,9 @@ size) are raised as :class:`QualityWarning` by the pure functions and recorded i
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -30,8 +29,8 @@ from genbench._validation import (
     check_positive_int,
     check_probabilities,
 )
-from genbench.metrics import METRICS, register_metric
-from genbench.metrics.bootstrap import bootstrap_replicates, summarize_replicates
+from genbench.metrics import register_metric
+from genbench.metrics._spec import Measurement, MetricWarning
 from genbench.results import MetricResult, Protocol
 
 __all__ = [
@@ -41,7 +40,7 @@ __all__ = [
 ]
 
 
-class QualityWarning(UserWarning):
+class QualityWarning(MetricWarning):
     """A condition that changes how a quality number must be read (recorded in results)."""
 
 
@@ -161,9 +160,8 @@ def frechet_distance_from_stats(mu1: Any, cov1: Any, mu2: Any, cov2: Any, *, met
     return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * tr)
 
 
-@register_metric("fid", higher_is_better=False, needs="features", family="quality",
-                 description="Fréchet distance between Gaussian fits of real and fake features (Heusel 2017)",
-                 outputs=("fid",))
+@register_metric("fid", family="quality", needs="features", direction="lower", bootstrap="sets",
+                 description="Fréchet distance between Gaussian fits of real and fake features (Heusel 2017)")
 def frechet_distance(real: Any, fake: Any, *, eps: float = 0.0) -> float:
     """Fréchet (Inception) Distance between real and fake features (lower is better).
 
@@ -236,9 +234,9 @@ def _as_probs(a: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"kind must be 'auto', 'probs' or 'logits'; got {kind!r}.")
 
 
-@register_metric("is", higher_is_better=True, needs="probs", family="quality",
-                 description="Inception Score exp(E KL(p(y|x) || p(y))) over splits (Salimans 2016)",
-                 outputs=("is",))
+@register_metric("is", family="quality", needs="probs", direction="higher", uncertainty="splits",
+                 protocol_params={"splits": "splits"}, bootstrap="sets", reference_row=True,
+                 description="Inception Score exp(E KL(p(y|x) || p(y))) over splits (Salimans 2016)")
 def inception_score(probs_or_logits: Any, *, splits: int = 10, seed: int = 0,
                     kind: str = "auto") -> tuple[float, float]:
     """Inception Score of generated samples (higher is better): mean and std over splits.
@@ -317,9 +315,25 @@ def _mmd2_unbiased_poly(x: np.ndarray, y: np.ndarray) -> float:
     return float((sum_xx + sum_yy) / (m * (m - 1)) - 2.0 * k_xy.sum() / (m * m))
 
 
-@register_metric("kid", higher_is_better=False, needs="features", family="quality",
-                 description="Kernel Inception Distance: unbiased MMD^2, cubic polynomial kernel, over subsets "
-                 "(Binkowski 2018)", outputs=("kid",))
+def _kid_subset_size(kw: dict[str, Any], inputs: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """KID's m lowered explicitly, and said, when either set has fewer than m samples (PROTOCOLS.md)."""
+    requested = int(kw.get("subset_size", 1000))
+    n_r, n_f = len(inputs.real), len(inputs.fake)
+    if min(n_r, n_f) >= requested:
+        return kw, ()
+    m = min(n_r, n_f)
+    note = (f"KID subset size reduced from {requested} to m={m} = min(n_real, n_fake) because there are fewer "
+            f"samples than {requested}; numbers with different m are not comparable"
+            + (" and with m equal to both set sizes every subset is the whole set, so the subset std is 0 and says "
+               "nothing about uncertainty" if n_r == n_f == m else "") + ".")
+    return {**kw, "subset_size": m}, (note,)
+
+
+@register_metric("kid", family="quality", needs="features", direction="lower", uncertainty="subsets",
+                 unit="MMD^2", protocol_params={"subset_size": "m", "subsets": "subsets"}, bootstrap="sets",
+                 prepare=_kid_subset_size,
+                 description="Kernel Inception Distance: unbiased MMD^2 (raw, not x1000), cubic polynomial kernel, "
+                 "mean and spread of single-subset estimates (Binkowski 2018); not comparable across feature spaces")
 def kernel_inception_distance(real: Any, fake: Any, *, subsets: int = 100, subset_size: int = 1000,
                               seed: int = 0) -> tuple[float, float]:
     """Kernel Inception Distance (lower is better): mean and std of unbiased MMD^2 over subsets.
@@ -430,9 +444,18 @@ def _check_k(real: Any, fake: Any, k: Any, metric: str, *, fake_needs_k: bool) -
     return real, fake, k
 
 
-@register_metric("precision-recall", higher_is_better=True, needs="features", family="quality",
-                 description="Improved precision and recall of k-NN manifolds (Kynkaanniemi 2019)",
-                 outputs=("precision", "recall"))
+@register_metric("precision-recall", family="quality", needs="features", direction="higher",
+                 outputs=("precision", "recall"), protocol_params={"k": "k"}, bootstrap="parts",
+                 description="Improved precision and recall of k-NN manifolds (Kynkaanniemi 2019)")
+def precision_recall_parts(real: Any, fake: Any, *, k: int = 3,
+                           chunk_size: int | None = None) -> tuple[Measurement, Measurement]:
+    """:func:`precision_recall` with its per-point memberships (for a bootstrap over query points)."""
+    real, fake, k = _check_k(real, fake, k, "precision/recall", fake_needs_k=True)
+    inside_fake, inside_real = _pr_indicators(real, fake, k, chunk_size)
+    return (Measurement(float(inside_fake.mean()), parts=inside_fake),
+            Measurement(float(inside_real.mean()), parts=inside_real))
+
+
 def precision_recall(real: Any, fake: Any, *, k: int = 3, chunk_size: int | None = None) -> tuple[float, float]:
     """Improved precision and recall (both higher is better, in [0, 1]).
 
@@ -469,9 +492,8 @@ def precision_recall(real: Any, fake: Any, *, k: int = 3, chunk_size: int | None
     >>> p > 0.9 and r < 0.3
     True
     """
-    real, fake, k = _check_k(real, fake, k, "precision/recall", fake_needs_k=True)
-    inside_fake, inside_real = _pr_indicators(real, fake, k, chunk_size)
-    return float(inside_fake.mean()), float(inside_real.mean())
+    p, r = precision_recall_parts(real, fake, k=k, chunk_size=chunk_size)
+    return p.value, r.value
 
 
 def _pr_indicators(real: np.ndarray, fake: np.ndarray, k: int,
@@ -490,9 +512,20 @@ def _pr_indicators(real: np.ndarray, fake: np.ndarray, k: int,
     return inside_fake, inside_real
 
 
-@register_metric("density-coverage", higher_is_better=True, needs="features", family="quality",
-                 description="Density and coverage of real k-NN balls by fake samples (Naeem 2020)",
-                 outputs=("density", "coverage"))
+@register_metric("density-coverage", family="quality", needs="features",
+                 # density's ideal is about 1 (a mode-collapsed set scores above 1): a target, not "higher"
+                 direction={"density": 1.0, "coverage": "higher"}, outputs=("density", "coverage"),
+                 protocol_params={"k": "k"}, bootstrap="parts",
+                 description="Density and coverage of real k-NN balls by fake samples (Naeem 2020)")
+def density_coverage_parts(real: Any, fake: Any, *, k: int = 5,
+                           chunk_size: int | None = None) -> tuple[Measurement, Measurement]:
+    """:func:`density_coverage` with its per-point parts (for a bootstrap over query points)."""
+    real, fake, k = _check_k(real, fake, k, "density/coverage", fake_needs_k=False)
+    counts, covered = _dc_parts(real, fake, k, chunk_size)
+    return (Measurement(float(counts.sum() / (k * len(counts))), parts=counts, scale=1.0 / k),
+            Measurement(float(covered.mean()), parts=covered))
+
+
 def density_coverage(real: Any, fake: Any, *, k: int = 5, chunk_size: int | None = None) -> tuple[float, float]:
     """Density and coverage (higher is better; density may exceed 1, coverage is in [0, 1]).
 
@@ -527,9 +560,8 @@ def density_coverage(real: Any, fake: Any, *, k: int = 5, chunk_size: int | None
     >>> 0.8 < dens < 1.2 and cov > 0.9
     True
     """
-    real, fake, k = _check_k(real, fake, k, "density/coverage", fake_needs_k=False)
-    counts, covered = _dc_parts(real, fake, k, chunk_size)
-    return float(counts.sum() / (k * len(counts))), float(covered.mean())
+    d, c = density_coverage_parts(real, fake, k=k, chunk_size=chunk_size)
+    return d.value, c.value
 
 
 def _dc_parts(real: np.ndarray, fake: np.ndarray, k: int,
@@ -551,54 +583,11 @@ def _dc_parts(real: np.ndarray, fake: np.ndarray, k: int,
 # High-level: MetricResult rows with protocol names
 # --------------------------------------------------------------------------------------------
 
-#: result rows :func:`evaluate_quality` can produce, in output order
-QUALITY_OUTPUTS = ("fid", "kid", "precision", "recall", "density", "coverage", "is")
-_DEFAULT_OUTPUTS = ("fid", "kid", "precision", "recall", "density", "coverage")
-
-
 def quality_protocol(metric: str, extractor_id: str, n_real: int | None, n_fake: int, ref_split: str | None,
                      **hyper: Any) -> Protocol:
-    """Protocol record, named e.g. ``fid@domain-digits-1a2b3c4d/n=359v359/ref=test`` or ``.../k=3``.
-
-    Sample counts are ``n=<real>v<fake>`` (``n=<fake>`` for one-sample metrics such as IS);
-    hyper-parameters follow in the given order as ``/name=value``.
-    """
+    """Protocol record, named e.g. ``fid@domain-digits-1a2b3c4d/n=359v359/ref=test`` or ``.../k=3``."""
     n = {"real": n_real, "fake": n_fake} if n_real is not None else {"fake": n_fake}
     return Protocol(metric, space=extractor_id, n=n, ref=ref_split, fixed=hyper)
-
-
-def _resolve_outputs(metrics: Sequence[str] | None, have_probs: bool) -> list[str]:
-    if metrics is None:
-        return list(_DEFAULT_OUTPUTS) + (["is"] if have_probs else [])
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    wanted: set[str] = set()
-    for name in metrics:
-        name = name.strip().replace("_", "-")  # precision_recall reads as precision-recall
-        if name in QUALITY_OUTPUTS:
-            wanted.add(name)
-        elif name in METRICS and METRICS.entry(name).meta.get("family") == "quality":
-            wanted.update(METRICS.entry(name).meta.get("outputs", (name,)))
-        else:
-            known = sorted(set(QUALITY_OUTPUTS) | {"precision-recall", "density-coverage"})
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise ValueError(f"Unknown quality metric {name!r}.{hint} Available: {', '.join(known)}")
-    return [m for m in QUALITY_OUTPUTS if m in wanted]
-
-
-def _capture(fn: Callable[[], Any]) -> tuple[Any, tuple[str, ...]]:
-    """Run fn, returning its value and the messages of QualityWarnings it raised (others re-raised)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        value = fn()
-    mine = []
-    for w in caught:
-        if issubclass(w.category, QualityWarning):
-            mine.append(str(w.message))
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return value, tuple(dict.fromkeys(mine))
 
 
 def evaluate_quality(
@@ -668,117 +657,15 @@ def evaluate_quality(
     >>> rng = np.random.default_rng(0)
     >>> rows = evaluate_quality(rng.normal(size=(100, 4)), rng.normal(size=(100, 4)), extractor_id="pixels",
     ...                         ref_split="test", metrics=["fid"])
-    >>> rows[0].protocol
+    >>> str(rows[0].protocol)
     'fid@pixels/n=100v100/ref=test'
     """
-    outputs = _resolve_outputs(metrics, fake_probs is not None)
-    if "is" in outputs and fake_probs is None:
-        raise ValueError(
-            f"IS needs fake_probs (class probabilities of the fake samples); extractor {extractor_id!r} gave none. "
-            "Use an extractor with a classifier head (domain:<dataset>, inception-v3-compat) or drop 'is'."
-        )
-    n_boot = check_positive_int(n_boot, "n_boot", minimum=0)
-    real, fake = check_feature_pair(real_feats, fake_feats, min_n=2, metric="quality evaluation")
-    n_r, n_f = len(real), len(fake)
-    n = {"real": n_r, "fake": n_f}
-    common: dict[str, Any] = {"seed": seed}
-    if extractor_info:
-        common["extractor"] = dict(extractor_info)
-    rows: list[MetricResult] = []
+    from genbench.metrics._evaluator import MetricInputs, evaluate_metrics
 
-    def ci_of(fn: Callable[..., Any], *arrays: np.ndarray, cols: int = 1) -> list[dict[str, Any]]:
-        if not n_boot:
-            return [{} for _ in range(cols)]
-        reps = bootstrap_replicates(fn, *arrays, n_boot=n_boot, seed=seed)
-        out = []
-        for j in range(cols):
-            s = summarize_replicates(reps[:, j], level=ci_level)
-            out.append({"ci": (s.low, s.high), "ci_level": ci_level, "boot_std": s.std})
-        return out
-
-    def add(metric: str, value: float, protocol: str, *, std: float | None = None, std_kind: str | None = None,
-            boot: dict[str, Any], params: dict[str, Any], warn: tuple[str, ...], hib: bool,
-            counts: dict[str, int] | None = None) -> None:
-        params = {**params, **common}
-        if boot:
-            params["n_boot"] = n_boot
-            if std is None:
-                std, std_kind = boot["boot_std"], "bootstrap"
-        rows.append(MetricResult(
-            metric=metric, value=float(value), protocol=protocol, std=std, std_kind=std_kind,
-            ci=boot.get("ci"), ci_level=boot.get("ci_level"), n=dict(counts or n), higher_is_better=hib,
-            params=params, warnings=warn,
-        ))
-
-    if "fid" in outputs:
-        value, warn = _capture(lambda: frechet_distance(real, fake))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", QualityWarning)  # the n < d warning is recorded once, above
-            boot = ci_of(lambda r, f: frechet_distance(r, f), real, fake)[0]
-        if boot and not boot["ci"][0] <= value <= boot["ci"][1]:
-            warn += (
-                f"FID {value:.4g} lies outside its bootstrap interval [{boot['ci'][0]:.4g}, {boot['ci'][1]:.4g}]: "
-                "resampling with replacement duplicates samples, which shrinks the covariances' effective n and "
-                "shifts FID; read the interval as the spread under resampling, not as coverage of the value.",
-            )
-        add("fid", value, quality_protocol("fid", extractor_id, n_r, n_f, ref_split), boot=boot,
-            params={"feature_dim": real.shape[1], **({"ci_method": "percentile bootstrap over samples"}
-                                                       if boot else {})}, warn=warn, hib=False)
-
-    if "kid" in outputs:
-        m = int(kid_subset_size)
-        kid_warn: tuple[str, ...] = ()
-        if min(n_r, n_f) < m:
-            m = min(n_r, n_f)
-            kid_warn = (
-                f"KID subset size reduced from {kid_subset_size} to m={m} = min(n_real, n_fake) because there are "
-                f"fewer samples than {kid_subset_size}; numbers with different m are not comparable"
-                + (" and with m equal to both set sizes every subset is the whole set, so the subset std is 0 and "
-                   "says nothing about uncertainty" if n_r == n_f == m else "") + ".",
-            )
-        (mean, std), warn = _capture(lambda: kernel_inception_distance(
-            real, fake, subsets=kid_subsets, subset_size=m, seed=seed))
-        boot = ci_of(lambda r, f: kernel_inception_distance(r, f, subsets=kid_subsets, subset_size=m, seed=seed)[0],
-                     real, fake)[0]
-        add("kid", mean, quality_protocol("kid", extractor_id, n_r, n_f, ref_split, m=m, subsets=kid_subsets),
-            std=std, std_kind="subsets", boot=boot,
-            params={"subset_size": m, "requested_subset_size": int(kid_subset_size), "subsets": int(kid_subsets),
-                    "kernel": "(x.y/d+1)^3"},
-            warn=kid_warn + warn, hib=False)
-
-    # k-NN metrics: resampling with replacement duplicates points, which collapses k-NN radii and
-    # biases every replicate, so their intervals resample the per-point memberships with both
-    # manifolds fixed (the spread from which points were drawn as queries)
-    knn_ci = "bootstrap over query points, manifolds fixed"
-    if "precision" in outputs or "recall" in outputs:
-        (ind_f, ind_r), warn = _capture(lambda: _pr_indicators(*_check_k(real, fake, pr_k, "precision/recall",
-                                                                          fake_needs_k=True)))
-        for name, parts in (("precision", ind_f), ("recall", ind_r)):
-            if name in outputs:
-                boot = ci_of(np.mean, parts)[0]
-                add(name, float(parts.mean()), quality_protocol(name, extractor_id, n_r, n_f, ref_split, k=pr_k),
-                    boot=boot, params={"k": pr_k, **({"ci_method": knn_ci} if boot else {})}, warn=warn, hib=True)
-
-    if "density" in outputs or "coverage" in outputs:
-        (counts, covered), warn = _capture(lambda: _dc_parts(*_check_k(real, fake, dc_k, "density/coverage",
-                                                                        fake_needs_k=False)))
-        for name, parts, scale in (("density", counts, 1.0 / dc_k), ("coverage", covered, 1.0)):
-            if name in outputs:
-                boot = ci_of(lambda v, scale=scale: scale * v.mean(), parts)[0]
-                add(name, scale * float(parts.mean()),
-                    quality_protocol(name, extractor_id, n_r, n_f, ref_split, k=dc_k),
-                    boot=boot, params={"k": dc_k, **({"ci_method": knn_ci} if boot else {})}, warn=warn, hib=True)
-
-    if "is" in outputs:
-        for metric, probs, who in (("is", fake_probs, "fake"), ("is_real", real_probs, "real")):
-            if probs is None:
-                continue
-            pa = as_numpy(probs)
-            (mean, std), warn = _capture(lambda pa=pa: inception_score(pa, splits=is_splits, seed=seed, kind="probs"))
-            boot = ci_of(lambda q: inception_score(q, splits=is_splits, seed=seed, kind="probs")[0], pa)[0]
-            add(metric, mean,
-                quality_protocol(metric, extractor_id, None, len(pa), ref_split if who == "real" else None,
-                                 splits=is_splits),
-                std=std, std_kind="splits", boot=boot, params={"splits": is_splits}, warn=warn, hib=True,
-                counts={who: len(pa)})
-    return rows
+    inputs = MetricInputs(extractor_id, real=real_feats, fake=fake_feats, real_probs=real_probs,
+                          fake_probs=fake_probs, ref=ref_split, info=extractor_info,
+                          weights=(extractor_info or {}).get("weights_hash"))
+    settings = {"kid": {"subset_size": kid_subset_size, "subsets": kid_subsets}, "precision-recall": {"k": pr_k},
+                "density-coverage": {"k": dc_k}, "is": {"splits": is_splits, "kind": "probs"}}
+    return evaluate_metrics(inputs, metrics=metrics, family="quality", settings=settings, seed=seed, n_boot=n_boot,
+                            ci_level=ci_level)
