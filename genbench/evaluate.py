@@ -237,36 +237,59 @@ def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
     metrics: list[MetricResult] = list(train_info.get("metrics", []))
     artifacts: dict[str, str] = dict(train_info.get("artifacts", {}))
 
+    out = evaluate_model(gen, ds, ev, seed=cell.seed, device=device, run=rf, timings=timings)
+    return CellOutput(metrics=metrics + out.metrics, artifacts={**artifacts, **out.artifacts}, timings=timings,
+                      device=str(device), control=not spec.trained)
+
+
+def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: Any = None,
+                   run: RunFolder | None = None,
+                   timings: dict[str, float] | None = None, cache_dir: Any = None, weights: Any = None) -> CellOutput:
+    """Sample a generator and evaluate every requested family: the one road for models, trained here or brought.
+
+    ``gen`` is used through the protocols alone (:class:`~genbench.protocols.Generator`, and the likelihood
+    protocols where it has them). Samples are drawn with seeds derived from ``seed``, so the same seed gives
+    the same samples and numbers whichever command asked. With ``run``, the samples, the sample grid and the
+    nearest-neighbour gallery are written into its ``artifacts/``.
+    """
+    timings = {} if timings is None else timings
+    artifacts: dict[str, str] = {}
     t = time.perf_counter()
     with torch.no_grad():
-        fake = draw_samples(gen, ev.n_samples, seed=derive_seed(cell.seed, "eval"), dataset=ds)
+        fake = draw_samples(gen, ev.n_samples, seed=derive_seed(seed, "eval"), dataset=ds)
     timings["sample_s"] = time.perf_counter() - t
-    samples_path = rf.artifacts / "samples.npz"
-    atomic_save_npz(samples_path, x=fake[: min(len(fake), 2000)].numpy())
-    artifacts["samples"] = str(samples_path.relative_to(rf.path))
-    if ds.info.kind == "image":
-        from genbench.reports.grids import write_sample_grid
-
-        p = write_sample_grid(rf.artifacts / "samples.png", fake[:64].numpy())
-        artifacts["sample_grid"] = str(p.relative_to(rf.path))
-    else:
-        from genbench.reports.grids import write_scatter
-
-        p = write_scatter(rf.artifacts / "samples.png", fake[:5000].numpy(), ds.split("train").x[:5000].numpy())
-        artifacts["sample_scatter"] = str(p.relative_to(rf.path))
-
-    metrics += evaluate_samples(fake, Reference.of(ds, ev.reference, train="overfitting" in ev.families),
-                                families=tuple(f for f in ev.families if f != "likelihood"), extractor=ev.extractor,
-                                seed=cell.seed, n_boot=ev.n_boot, device=device, timings=timings)
+    if run is not None:
+        artifacts.update(_sample_artifacts(run, ds, fake))
+    metrics = evaluate_samples(fake, Reference.of(ds, ev.reference, train="overfitting" in ev.families),
+                               families=tuple(f for f in ev.families if f != "likelihood"), extractor=ev.extractor,
+                               seed=seed, n_boot=ev.n_boot, device=device, timings=timings, cache_dir=cache_dir,
+                               weights=weights)
     if "likelihood" in ev.families:
         from genbench.metrics.likelihood import evaluate_likelihood
 
         t = time.perf_counter()
         metrics += evaluate_likelihood(dataset=ds, samples=fake, model=gen, k=ev.iwae_k,
-                                       n_test=ev.n_test or None, seed=derive_seed(cell.seed, "likelihood"),
+                                       n_test=ev.n_test or None, seed=derive_seed(seed, "likelihood"),
                                        gmm_components=ev.gmm_components or None, device=device)
         timings["likelihood_s"] = time.perf_counter() - t
-    if "overfitting" in ev.families and ds.info.kind == "image":
-        artifacts.update(_nn_gallery(ev, ds, fake, rf, device))
-    return CellOutput(metrics=metrics, artifacts=artifacts, timings=timings, device=str(device),
-                      control=not spec.trained)
+    if run is not None and "overfitting" in ev.families and ds.info.kind == "image":
+        artifacts.update(_nn_gallery(ev, ds, fake, run, device))
+    return CellOutput(metrics=metrics, artifacts=artifacts, timings=timings, device=str(device))
+
+
+def _sample_artifacts(rf: RunFolder, ds: Dataset, fake: torch.Tensor) -> dict[str, str]:
+    """The first 2,000 samples (npz) and a picture of them: a grid of images, or a scatter over the data."""
+    samples_path = rf.artifacts / "samples.npz"
+    atomic_save_npz(samples_path, x=fake[: min(len(fake), 2000)].numpy())
+    out = {"samples": str(samples_path.relative_to(rf.path))}
+    if ds.info.kind == "image":
+        from genbench.reports.grids import write_sample_grid
+
+        p = write_sample_grid(rf.artifacts / "samples.png", fake[:64].numpy())
+        out["sample_grid"] = str(p.relative_to(rf.path))
+    else:
+        from genbench.reports.grids import write_scatter
+
+        p = write_scatter(rf.artifacts / "samples.png", fake[:5000].numpy(), ds.split("train").x[:5000].numpy())
+        out["sample_scatter"] = str(p.relative_to(rf.path))
+    return out
