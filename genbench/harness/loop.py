@@ -189,6 +189,9 @@ class Trainer:
     the loop, and each step it takes is a method that can be called (and tested) on its own.
     :func:`train` is ``Trainer(...).fit()``; the parameters are those of :func:`train`.
 
+    Building a trainer seeds (or, on resume, restores) torch's, numpy's and python's global
+    RNGs, which are process-wide: drive one trainer at a time.
+
     Steps
     -----
     :meth:`next_batch`
