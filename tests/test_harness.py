@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -22,12 +23,15 @@ from genbench.harness import (
     StepContext,
     TrainableModel,
     TrainConfig,
+    Trainer,
     build_generator,
     load_model,
     read_checkpoint,
     train,
     train_run,
 )
+from genbench.harness.base import higher_is_better
+from genbench.harness.runner import training_metrics
 from genbench.harness.runtime import resolve_device
 from genbench.runs import RunFolder
 from genbench.store import ResultsStore
@@ -304,6 +308,107 @@ def test_selection_in_memory_and_off(toy_families, digits):
     assert (off.selected, off.selected_step, off.model.w.item()) == ("last", 10, 10.0)
     with pytest.raises(ValueError, match="select_on 'nope' is not a validation score"):
         train("test-walker", digits, seed=0, run=None, train_overrides={"select_on": "nope"})
+
+
+# --- the Trainer's named steps ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("select_on", "best_step"), [("val_score", 2), ("val_nll", 1)])
+def test_select_keeps_the_best_by_direction(toy_families, digits, select_on, best_step):
+    # val_score is the walker's select_metric (higher-better); val_nll is lower-better by its name
+    t = Trainer("test-walker", digits, seed=0, train_overrides={"select_on": select_on})
+    kept = []
+    for step, score in enumerate([-3.0, -1.0, -2.0, math.nan, -1.0], start=1):
+        t.st.step = step
+        with torch.no_grad():
+            t.model.w.fill_(step)  # the weights say which step they are from
+        kept.append(t.select({select_on: score}))
+    # a NaN never wins, and a tie keeps the earlier step
+    assert kept == ([True, True, False, False, False] if select_on == "val_score" else [True] + [False] * 4)
+    assert (t.st.best_step, t.st.best_score) == (best_step, [-3.0, -1.0][best_step - 1])
+    assert [r["step"] for r in t.st.val_rows] == [1, 2, 3, 4, 5]
+    assert t.selected_weights(finished=False)[:2] == ("last", 5) and t.model.w.item() == 5.0
+    assert t.selected_weights(finished=True) == ("best", best_step, {select_on: [-3.0, -1.0][best_step - 1]})
+    assert t.model.w.item() == best_step
+
+
+def test_select_writes_best_pt_only_on_improvement(toy_families, digits, tmp_path):
+    t = Trainer("test-walker", digits, seed=0, run=RunFolder.open(tmp_path, "r"))
+    for step, score in ((1, -4.0), (2, -9.0)):
+        t.st.step = step
+        with torch.no_grad():
+            t.model.w.fill_(step)
+        t.select({"val_score": score})
+    ck = read_checkpoint(t.best_path)
+    assert (ck["step"], ck["model"]["w"].item(), ck["scores"]) == (1, 1.0, {"val_score": -4.0})
+    assert t.best_mem is None  # on disk, not a second copy in memory
+
+
+def test_validate_is_a_size_weighted_mean_and_leaves_the_rng_alone(toy_families, digits):
+    # 180 validation examples in batches of 7: a plain mean of batch means would overweight the last 5
+    t = Trainer("test-toy", digits, seed=0, train_overrides={"val_batch_size": 7})
+    t.model.eval()
+    with torch.no_grad():
+        whole = t.model.validation_scores(digits.splits["val"].x)
+    t.model.train()
+    cpu, step = torch.get_rng_state(), t.step_gen.get_state()
+    scores = t.validate()
+    assert scores["val_mse_score"] == pytest.approx(whole["val_mse_score"], rel=1e-6)
+    assert t.validate() == scores  # same weights, same scores
+    assert t.model.training
+    assert torch.equal(torch.get_rng_state(), cpu) and torch.equal(t.step_gen.get_state(), step)
+
+
+def test_resumed_trainer_continues_at_the_right_step(toy_families, digits, tmp_path):
+    # batches of 512 of 1258 examples: two per epoch, so step 7 opens a new epoch after the resume
+    kw = dict(seed=0, train_overrides={"batch_size": 512})
+    run = RunFolder.open(tmp_path, "r")
+    train("test-toy", digits, run=run, stop_at=6, **kw)
+    # the named steps alone, without validation or checkpoints in between, are the same training
+    fresh = Trainer("test-toy", digits, **kw)
+    for _ in range(6):
+        fresh.train_step(fresh.next_batch())
+    global_rng = torch.get_rng_state()  # the dropout stream, process-wide: building a trainer resets it
+    resumed = Trainer("test-toy", digits, run=run, **kw)
+    assert resumed.resumed_from == 6 and (resumed.st.step, resumed.st.epoch, resumed.st.pos) == (6, 2, 2)
+    assert torch.equal(torch.get_rng_state(), global_rng)
+    assert torch.equal(resumed.step_gen.get_state(), fresh.step_gen.get_state())
+    assert_same_weights(weights(fresh.model), weights(resumed.model))
+    x = resumed.next_batch()
+    assert torch.equal(x, fresh.next_batch()) and resumed.st.epoch == 3
+    losses = resumed.train_step(x)
+    torch.set_rng_state(global_rng)
+    assert fresh.train_step(x) == losses and resumed.st.step == fresh.st.step == 7
+    assert_same_weights(weights(fresh.model), weights(resumed.model))  # Adam's state was restored too
+
+
+def test_train_step_guard_does_not_count_the_bad_step(toy_families, digits):
+    t = Trainer("test-toy", digits, seed=0, model_overrides={"nan_at": 2})
+    t.train_step(t.next_batch())
+    with pytest.raises(NonFiniteLossError, match="step 2"):
+        t.train_step(t.next_batch())
+    assert t.st.step == 1 and len(t.st.rows) == 0 and t.st.window_count == 1
+
+
+def test_one_direction_rule_for_selection_and_results(digits):
+    class Model:
+        select_metric, select_higher_is_better = "val_bpd", False
+        validation_info = {"val_kl_score": {"higher_is_better": False}}
+
+    m = Model()
+    expected = {"val_kl_score": False,  # declared per key: wins over the name
+                "val_bpd": False, "val_nll": False, "train_loss": False, "val_fid_distance": False,
+                "val_mse_score": True, "val_elbo": True, "val_iwae_k5": True,
+                "val_other": None}  # nothing says: no direction is recorded
+    assert {k: higher_is_better(m, k) for k in expected} == expected
+    Model.select_metric, Model.select_higher_is_better = "val_mse_score", False  # the family's word wins
+    assert higher_is_better(m, "val_mse_score") is False
+    # the recorded results carry the same directions
+    res = SimpleNamespace(model=m, selected_scores={k: 1.0 for k in expected}, selected="best", selected_step=1,
+                          final_losses={}, train_config={"val_max": None, "log_every": 1}, steps=1,
+                          train_seconds=1.0, device="cpu")
+    recorded = {r.metric: r.higher_is_better for r in training_metrics(res, digits) if r.metric != "train_seconds"}
+    assert recorded == {**expected, "val_mse_score": False}
 
 
 # --- curves and progress ----------------------------------------------------------------------

@@ -52,9 +52,11 @@ class TrainableModel(nn.Module):
     #: the key of validation_scores() used for checkpoint selection, and its direction
     select_metric: ClassVar[str | None] = None
     select_higher_is_better: ClassVar[bool] = True
-    #: optional metadata of validation_scores() keys, used when the harness records them as
-    #: results, e.g. ``{"val_elbo": {"higher_is_better": True, "kind": "lower-bound", "unit": "nats"}}``
-    #: (without it: *_elbo / *_iwae are lower bounds, *_nll uses ``likelihood_kind``)
+    #: optional metadata of validation_scores() keys, used when the harness selects on them and
+    #: records them as results, e.g.
+    #: ``{"val_elbo": {"higher_is_better": True, "kind": "lower-bound", "unit": "nats"}}``
+    #: (without it: *_elbo / *_iwae are lower bounds, *_nll uses ``likelihood_kind``, and the
+    #: direction follows :func:`higher_is_better`)
     validation_info: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: Any, info: Any) -> None:
@@ -88,3 +90,41 @@ class TrainableModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+#: name endings that mean lower-better (ARCHITECTURE.md: ``*_distance`` / ``*_nll``; a loss and
+#: bits per dimension are the same kind of quantity)
+LOWER_BETTER_SUFFIXES = ("nll", "loss", "distance", "bpd")
+
+
+def higher_is_better(model: Any, key: str) -> bool | None:
+    """The direction of validation score ``key`` of ``model``; None when nothing says.
+
+    The one rule the harness uses both to select checkpoints and to record validation scores
+    as results, in this order:
+
+    1. ``model.validation_info[key]["higher_is_better"]``, when the family declares it;
+    2. ``model.select_higher_is_better``, when ``key`` is the family's ``select_metric``;
+    3. the naming convention: ``*_nll``, ``*_loss``, ``*_distance``, ``*_bpd`` are lower-better;
+       ``*_score`` and ELBO / IWAE bounds (``elbo`` or ``iwae`` in the name) are higher-better;
+    4. otherwise None (unknown: a result records no direction; selection treats it as
+       higher-better, the default of ``select_higher_is_better``).
+
+    Examples
+    --------
+    >>> class M:
+    ...     select_metric, select_higher_is_better = "val_x", False
+    ...     validation_info = {"val_kl": {"higher_is_better": False}}
+    >>> [higher_is_better(M(), k) for k in ("val_kl", "val_x", "val_nll", "val_elbo", "val_y")]
+    [False, False, False, True, None]
+    """
+    meta = getattr(model, "validation_info", {}).get(key, {})
+    if "higher_is_better" in meta:
+        return bool(meta["higher_is_better"])
+    if key == getattr(model, "select_metric", None):
+        return bool(getattr(model, "select_higher_is_better", True))
+    if key.endswith(LOWER_BETTER_SUFFIXES):
+        return False
+    if key.endswith("score") or "elbo" in key or "iwae" in key:
+        return True
+    return None

@@ -12,6 +12,7 @@ import torch
 from genbench._io import hash_text
 from genbench.config import to_dict
 from genbench.generators import get_generator_spec
+from genbench.harness.base import higher_is_better
 from genbench.harness.checkpoint import load_model, read_checkpoint
 from genbench.harness.loop import check_supports, resolve_configs, train
 from genbench.harness.runtime import resolve_device
@@ -86,13 +87,11 @@ def _metric_meta(model: Any, key: str) -> dict[str, Any]:
     if "elbo" in key or "iwae" in key:
         meta.setdefault("kind", "lower-bound")
         meta.setdefault("unit", "nats")
-        meta.setdefault("higher_is_better", True)
     elif key.endswith("nll"):
         meta.setdefault("kind", getattr(model, "likelihood_kind", None))
         meta.setdefault("unit", "nats")
-        meta.setdefault("higher_is_better", False)
-    elif key == model.select_metric:
-        meta.setdefault("higher_is_better", model.select_higher_is_better)
+    # the same direction the loop selected on, so a table never ranks by the other one
+    meta["higher_is_better"] = higher_is_better(model, key)
     return meta
 
 
