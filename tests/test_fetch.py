@@ -485,14 +485,16 @@ def test_torchscript_inception_matches_torch_fidelity_with_converted_weights(mon
     Tolerance: pool3 features agree to |diff| <= 1e-5 absolute + 1e-5 relative. Both networks get
     bit-identical 299x299 inputs and run the same float32 convolutions; what differs is the
     BatchNorm call (scale None vs a tensor of ones) and the final pooling (an 8x8 ``avg_pool2d``
-    vs ``AdaptiveAvgPool2d``), which change float32 rounding only: measured max |diff| ~1.4e-6 on
-    features up to ~4 (a few ulp). FID over these features then agrees to ~1e-4 relative.
+    vs ``AdaptiveAvgPool2d``), which change float32 rounding only: measured max |diff| 1.4e-6 on
+    features up to 5.6 (a few float32 ulp). FID over these features (40 MNIST test images vs 40
+    noisy train images) measured 239.687917 for both, |diff| 1.2e-7 (5e-10 relative); asserted
+    to rel 1e-6.
     """
     from unittest import mock
 
     import torch_fidelity.feature_extractor_inceptionv3 as tfi
 
-    from genbench.metrics.quality import frechet_distance
+    from genbench.metrics.quality import QualityWarning, frechet_distance
 
     try:
         path = inc.resolve_weights(None)
@@ -534,9 +536,11 @@ def test_torchscript_inception_matches_torch_fidelity_with_converted_weights(mon
         print(f"{ds.name} {name}: pool3 max |diff| {diff.max():.3g}, max |feature| {np.abs(b).max():.3g}")
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
         feats[name] = (a, b)
-    fid_ours = frechet_distance(feats["real"][0], feats["fake"][0])
-    fid_peer = frechet_distance(feats["real"][1], feats["fake"][1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QualityWarning)  # n < d: biased FID, but the same n on both sides
+        fid_ours = frechet_distance(feats["real"][0], feats["fake"][0])
+        fid_peer = frechet_distance(feats["real"][1], feats["fake"][1])
     print(f"FID (n={n}v{n}, {ds.name}): TorchScript {fid_ours:.6f}, torch-fidelity {fid_peer:.6f}, "
           f"diff {abs(fid_ours - fid_peer):.3g}")
     assert fid_peer > 1.0  # the sets differ, so the comparison has teeth
-    assert fid_ours == pytest.approx(fid_peer, rel=1e-4)
+    assert fid_ours == pytest.approx(fid_peer, rel=1e-6)
