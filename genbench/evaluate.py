@@ -72,14 +72,17 @@ class Reference:
     x : the reference images or points.
     train : the training data for copy checks (None: no overfitting family).
     cache_key, train_cache_key : stable keys of ``x`` and ``train`` for the feature cache.
+    features : precomputed reference features (a statistics file): ``{"extractor_id", "features",
+        "probs"}``; used instead of extracting ``x`` when the extractor's id matches.
     """
 
     dataset: Dataset
     split: str
-    x: torch.Tensor
+    x: torch.Tensor | None
     train: torch.Tensor | None = None
     cache_key: str | None = None
     train_cache_key: str | None = None
+    features: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, dataset: Dataset, split: str = "test", *, train: bool = True) -> Reference:
@@ -138,7 +141,7 @@ def evaluate_samples(fake: torch.Tensor, ref: Reference, *, families: tuple[str,
         t = time.perf_counter()
         ext = extractor if isinstance(extractor, Extractor) else get_extractor(
             default_extractor(ds, extractor), device=device, cache_dir=cache_dir, weights=weights)
-        real = extract(ext, ref.x, device=device, cache_dir=cache_dir, cache_key=ref.cache_key)
+        real = _reference_features(ref, ext, device=device, cache_dir=cache_dir)
         fk = extract(ext, fake, device=device)
         tr = (extract(ext, ref.train, device=device, cache_dir=cache_dir, cache_key=ref.train_cache_key)
               if copy_checks and images else None)
@@ -175,6 +178,22 @@ def evaluate_samples(fake: torch.Tensor, ref: Reference, *, families: tuple[str,
             inputs = MetricInputs(f["space"], fake_probs=f["fake_probs"], weights=f["weights"])
             rows += evaluate_metrics(inputs, family="coverage", settings=_settings(settings, "coverage"))
     return rows
+
+
+def _reference_features(ref: Reference, ext: Any, *, device: Any, cache_dir: Any) -> dict[str, Any]:
+    from genbench.features import extract
+
+    if ref.features is not None:
+        if ref.features.get("extractor_id") != ext.id:
+            made = ref.features.get("extractor_id")
+            raise ValueError(f"the reference statistics were computed with extractor {made!r} but this evaluation "
+                             f"uses {ext.id!r}; use the same extractor (and weights), or "
+                             "recompute the statistics with `genbench stats`.")
+        return ref.features
+    if ref.x is None:
+        raise ValueError("the reference has neither data nor precomputed features; give a dataset split or a "
+                         "statistics file.")
+    return extract(ext, ref.x, device=device, cache_dir=cache_dir, cache_key=ref.cache_key)
 
 
 def _settings(settings: dict[str, dict[str, Any]] | None, family: str) -> dict[str, dict[str, Any]]:
