@@ -448,8 +448,10 @@ def test_train_config_validation():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
 def test_cuda_without_cuda_is_a_clear_error():
     assert resolve_device("auto").type == "cpu"
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
+    with pytest.raises(ValueError, match=r"CUDA is not available on this machine \(available: cpu"):
         resolve_device("cuda")
+    with pytest.raises(ValueError, match=r"unknown device 'gpu'; use one of auto, cpu, cuda"):
+        resolve_device("gpu")
 
 
 # --- entry points: build_generator, train_run ---------------------------------------------------

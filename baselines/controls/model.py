@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 from baselines._nets import levels_of, value_range
+from genbench._runtime import seeded_generator
 
 
 def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+    return seeded_generator(seed)
 
 
 def _check_n(n: int) -> None:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from baselines.gan.config import GANConfig
 from baselines.gan.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init
+from genbench._runtime import seeded_generator
 from genbench.harness.base import StepContext, TrainableModel
 
 _SAMPLE_CHUNK = 1024
@@ -191,7 +192,7 @@ class GAN(TrainableModel):
         """
         if n < 0:
             raise ValueError(f"n must be non-negative, got {n}.")
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = seeded_generator(seed)
         z = torch.randn(n, self.config.z_dim, generator=gen)
         was_training = self.training
         self.eval()

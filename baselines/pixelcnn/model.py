@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from baselines.pixelcnn.config import PixelCNNConfig
 from baselines.pixelcnn.nets import PixelCNNNet
+from genbench._runtime import seeded_generator
 from genbench.harness.base import StepContext, TrainableModel
 
 _CHUNK = 1024
@@ -176,7 +177,7 @@ class PixelCNN(TrainableModel):
         """
         if n < 0:
             raise ValueError(f"n must be non-negative, got {n}.")
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = seeded_generator(seed)
         u = torch.rand(n, *self.shape, generator=gen, dtype=torch.float64)
         was_training = self.training
         self.eval()

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from genbench._runtime import resolve_device  # noqa: F401  (the one resolver, re-exported)
+
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     """The cache directory: the argument, else $GENBENCH_CACHE, else ~/.cache/genbench."""
@@ -15,13 +17,6 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
         return Path(cache_dir).expanduser()
     env = os.environ.get("GENBENCH_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "genbench"
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` or ``"auto"``: CUDA when available, else CPU."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class Extractor:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from genbench._io import atomic_torch_save, atomic_write_json, hash_arrays, hash_text
+from genbench._runtime import seeded_generator
 from genbench.features._base import Extractor, cache_root, resolve_device
 
 # bump when the architecture or the training procedure changes: it is part of the cache key
@@ -140,7 +141,7 @@ def _train(x: torch.Tensor, y: torch.Tensor, n_classes: int, config: DomainClass
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = DomainCNN(x.shape[1], n_classes, height=x.shape[2], width=config.width, hidden=config.hidden)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = seeded_generator(config.seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     epochs = config.n_epochs(len(x))
     steps = epochs * math.ceil(len(x) / config.batch_size)

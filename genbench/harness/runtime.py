@@ -4,19 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` / None: CUDA when available, else CPU; ``"cuda"`` without CUDA is an error."""
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {str(device)!r} was asked for but CUDA is not available; use device='auto' or 'cpu'."
-        )
-    return dev
+from genbench._runtime import resolve_device  # noqa: F401  (the one resolver, re-exported)
 
 
 def progress_bar(*, total: int, initial: int, desc: str, enabled: bool) -> Any:

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from genbench._runtime import seeded_generator
+
 
 def derive_seed(seed: int, *keys: int | str) -> int:
     """A 31-bit seed for the named stream of run ``seed`` (stable across platforms and versions).
@@ -34,9 +36,7 @@ def seed_everything(seed: int) -> None:
 
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(seed)
-    return g
+    return seeded_generator(seed, device)
 
 
 def capture_rng(step_generator: torch.Generator, device: torch.device) -> dict[str, Any]:

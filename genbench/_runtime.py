@@ -1,0 +1,71 @@
+"""Where computation runs and how its randomness is seeded: one device resolver, one seeded-generator
+helper and one eval-mode context, used by features, metrics, the harness and the baselines alike."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def available_devices() -> list[str]:
+    """The devices this machine has, for messages (``["cpu"]``, ``["cpu", "cuda:0"]``)."""
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """The device to run on.
+
+    ``"auto"`` or None: CUDA when available, else CPU. An explicit device must exist here: asking
+    for CUDA on a machine without it, or for a name torch does not know (``"gpu"``), is a
+    ValueError that lists what is available.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}; use one of {', '.join(DEVICE_NAMES)} "
+                         f"(available here: {', '.join(available_devices())}).") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available on this machine "
+                         f"(available: {', '.join(available_devices())}); use device 'auto' or 'cpu'.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} does not exist (available: {', '.join(available_devices())}).")
+    return dev
+
+
+def seeded_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """A fresh ``torch.Generator`` on ``device`` seeded with ``seed``: randomness comes in as an argument."""
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed))
+    return g
+
+
+@contextlib.contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    """Run a module in eval mode without gradients, restoring its training mode afterwards
+    (objects that are not modules are only run without gradients)."""
+    was = model.training if isinstance(model, torch.nn.Module) else None
+    if was is not None:
+        model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        if was is not None:
+            model.train(was)
