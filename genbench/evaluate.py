@@ -32,7 +32,14 @@ class CellOutput:
 
 
 def draw_samples(generator: Any, n: int, *, seed: int, dataset: Dataset, batch: int = 2000) -> torch.Tensor:
-    """Draw ``n`` samples in batches (seeded per batch) and check shape, range and finiteness."""
+    """Draw ``n`` samples in batches (seeded per batch) and check shape, range and finiteness.
+
+    A generator with ``max_samples`` (a control replaying a data split without replacement) gives at
+    most that many, in one call so that no example repeats; :func:`sample_cap_note` says so on the rows.
+    """
+    cap = getattr(generator, "max_samples", None)
+    if cap is not None:
+        n = batch = min(n, int(cap))
     out = []
     for i, start in enumerate(range(0, n, batch)):
         m = min(batch, n - start)
@@ -74,6 +81,9 @@ class Reference:
     cache_key, train_cache_key : stable keys of ``x`` and ``train`` for the feature cache.
     features : precomputed reference features (a statistics file): ``{"extractor_id", "features",
         "probs"}``; used instead of extracting ``x`` when the extractor's id matches.
+    other, other_split, other_cache_key : a second real sample disjoint from ``x`` (built-in datasets:
+        their train split), compared with ``x`` at the models' n for the real-vs-real rows (``fid_real``...),
+        the value a perfect generator would reach under the same protocol.
     """
 
     dataset: Dataset
@@ -83,16 +93,23 @@ class Reference:
     cache_key: str | None = None
     train_cache_key: str | None = None
     features: dict[str, Any] | None = None
+    other: torch.Tensor | None = None
+    other_split: str | None = None
+    other_cache_key: str | None = None
 
     @classmethod
     def of(cls, dataset: Dataset, split: str = "test", *, train: bool = True) -> Reference:
         """A dataset's split, with its train split for copy checks when it has one."""
         from genbench.features import feature_cache_key
 
-        has_train = train and "train" in dataset.info.split_sizes and split != "train"
+        sizes = dataset.info.split_sizes
+        has_train = train and "train" in sizes and split != "train"
+        other = next((s for s in ("train", "val", "test") if s in sizes and s != split), None)
         h = dataset.info.content_hash
+        key = {s: feature_cache_key(data_hash=h, split=s) for s in sizes}
         return cls(dataset, split, dataset.split(split).x, dataset.split("train").x if has_train else None,
-                   feature_cache_key(data_hash=h, split=split), feature_cache_key(data_hash=h, split="train"))
+                   key[split], key.get("train"), other=None if other is None else dataset.split(other).x,
+                   other_split=other, other_cache_key=key.get(other))
 
 
 def _flat(a: torch.Tensor) -> np.ndarray:
@@ -102,8 +119,8 @@ def _flat(a: torch.Tensor) -> np.ndarray:
 def evaluate_samples(fake: torch.Tensor, ref: Reference, *, families: tuple[str, ...] = ("quality",),
                      extractor: Any = "domain", seed: int = 0, n_boot: int = 0, device: Any = None,
                      cache_dir: Any = None, weights: Any = None, metrics: list[str] | None = None,
-                     settings: dict[str, dict[str, Any]] | None = None,
-                     timings: dict[str, float] | None = None) -> list[MetricResult]:
+                     settings: dict[str, dict[str, Any]] | None = None, n_eval: int = 0, repeats: int = 1,
+                     real_vs_real: bool = True, timings: dict[str, float] | None = None) -> list[MetricResult]:
     """Every sample-based number: the one road of the matrix cells and of ``genbench score``.
 
     Features are extracted once (the reference's and the training split's cached by content), then
@@ -122,6 +139,12 @@ def evaluate_samples(fake: torch.Tensor, ref: Reference, *, families: tuple[str,
     cache_dir, weights : the extractor's cache root (default ``$GENBENCH_CACHE``) and weights file.
     metrics : restrict the quality family to these outputs.
     settings : per metric spec keyword settings (``{"kid": {"subset_size": 500}}``).
+    n_eval, repeats : the quality family compares equal-sized sets, since FID and the k-NN metrics are
+        biased by n: both sets are subsampled without replacement to ``n_eval`` (0: the smaller of the
+        two sets), ``repeats`` times, and each row reports the mean and std over subsamples
+        (``std_kind="subsamples"``; one repeat keeps the metric's own uncertainty).
+    real_vs_real : also compare a second real sample (``ref.other``) with the reference at the same n
+        and repeats: rows ``fid_real``, ``precision_real``... are the ceiling of this protocol.
     timings : filled with seconds per stage (``features_s``, ``quality_s``, ``overfitting_s``).
 
     Returns
@@ -152,12 +175,17 @@ def evaluate_samples(fake: torch.Tensor, ref: Reference, *, families: tuple[str,
         timings["features_s"] = time.perf_counter() - t
     if "quality" in families:
         t = time.perf_counter()
-        inputs = MetricInputs(f["space"], real=f["real"], fake=f["fake"], real_probs=f["real_probs"],
-                              fake_probs=f["fake_probs"], ref=ref.split, info=f["info"], weights=f["weights"],
-                              device=device)
-        q = evaluate_metrics(inputs, metrics=metrics, family="quality", settings=_settings(settings, "quality"),
-                             seed=derive_seed(seed, "quality"), protocol_seed=seed, n_boot=n_boot, device=device)
-        rows += _duplicate_note(q, fake)
+        n_eq = min(len(f["real"]), len(f["fake"]), n_eval or 10**12)
+        if len(f["real"]) == len(f["fake"]) == n_eq:
+            repeats = 1  # nothing to subsample: every repeat would compare the same two sets
+        kw = dict(metrics=metrics, settings=_settings(settings, "quality"), seed=seed, n_boot=n_boot, device=device,
+                  n_eq=n_eq, repeats=repeats)
+        q = _equal_n_quality(f, f["fake"], f["fake_probs"], ref.split, **kw)
+        rows += _moment_blind_note(_duplicate_note(q, fake), ds)
+        if real_vs_real and ref.other is not None and len(ref.other) >= n_eq:
+            other = extract(ext, ref.other, device=device, cache_dir=cache_dir, cache_key=ref.other_cache_key)
+            rr = _equal_n_quality(f, other["features"], None, ref.split, real_vs_real=ref.other_split, **kw)
+            rows += _moment_blind_note(rr, ds)
         timings["quality_s"] = time.perf_counter() - t
     if copy_checks:
         t = time.perf_counter()
@@ -178,6 +206,75 @@ def evaluate_samples(fake: torch.Tensor, ref: Reference, *, families: tuple[str,
             inputs = MetricInputs(f["space"], fake_probs=f["fake_probs"], weights=f["weights"])
             rows += evaluate_metrics(inputs, family="coverage", settings=_settings(settings, "coverage"))
     return rows
+
+
+def _equal_n_quality(f: dict[str, Any], fake: np.ndarray, fake_probs: np.ndarray | None, ref_split: str, *,
+                     metrics: list[str] | None, settings: dict[str, dict[str, Any]], seed: int, n_boot: int,
+                     device: Any, n_eq: int, repeats: int, real_vs_real: str | None = None) -> list[MetricResult]:
+    """Quality rows at equal n: ``repeats`` subsamples of size ``n_eq`` of both sets (without replacement),
+    mean and std over subsamples. ``real_vs_real`` names the second real split when ``fake`` is real data:
+    its rows are named ``<metric>_real`` and one-sample metrics (IS, Vendi) are left out (their ``_real``
+    rows come with the model's)."""
+    from genbench.metrics import MetricInputs, evaluate_metrics, spec_for_output
+
+    real, real_probs = f["real"], f["real_probs"]
+    if real_vs_real:
+        fake_probs = None
+        metrics = [o for s in _two_sample_quality() for o in s.outputs if metrics is None or o in metrics]
+        if not metrics:
+            return []
+    rng = np.random.default_rng(derive_seed(seed, "subsample", real_vs_real or "model"))
+    reps: list[list[MetricResult]] = []
+    for r in range(repeats):
+        i_r = np.sort(rng.choice(len(real), n_eq, replace=False)) if len(real) > n_eq else slice(None)
+        i_f = np.sort(rng.choice(len(fake), n_eq, replace=False)) if len(fake) > n_eq else slice(None)
+        inputs = MetricInputs(f["space"], real=real[i_r], fake=fake[i_f],
+                              real_probs=None if real_probs is None or real_vs_real else real_probs[i_r],
+                              fake_probs=None if fake_probs is None else fake_probs[i_f], ref=ref_split,
+                              info=f["info"], weights=f["weights"], device=device)
+        reps.append(evaluate_metrics(inputs, metrics=metrics, family="quality", settings=settings,
+                                     seed=derive_seed(seed, "quality", *(() if r == 0 else (r,))),
+                                     protocol_seed=seed, n_boot=n_boot if repeats == 1 else 0, device=device))
+    rows = reps[0] if repeats == 1 else [_over_subsamples([rep[j] for rep in reps]) for j in range(len(reps[0]))]
+    if real_vs_real:
+        note = (f"real vs real: the {real_vs_real} split compared with the {ref_split} split under the same protocol "
+                "(equal n, same subsamples count): the value a perfect generator would reach.")
+        rows = [r.with_(metric=r.metric + "_real", protocol=r.protocol.with_(metric=r.metric + "_real"),
+                        params={**r.params, "real_vs_real": real_vs_real}, warnings=(*r.warnings, note))
+                for r in rows if spec_for_output(r.metric).needs == "features"]
+    return rows
+
+
+def _two_sample_quality() -> list[Any]:
+    from genbench.metrics import specs
+
+    return [s for s in specs("quality") if s.needs == "features" and s.default]
+
+
+def _over_subsamples(rows: list[MetricResult]) -> MetricResult:
+    """One row from the same metric on several equal-n subsamples: mean, and std over subsamples."""
+    vals = np.array([r.value for r in rows])
+    first = rows[0]
+    own = [r.std for r in rows if r.std is not None]
+    params = {**first.params, "subsample_values": vals.tolist(), "subsamples": len(rows)}
+    if own:
+        params.update(own_std_mean=float(np.mean(own)), own_std_kind=first.std_kind)
+    warn = tuple(dict.fromkeys(w for r in rows for w in r.warnings))
+    return first.with_(value=float(vals.mean()), std=float(vals.std(ddof=1)), std_kind="subsamples", ci=None,
+                       ci_level=None, params=params, warnings=warn,
+                       protocol=first.protocol.with_(fixed=(*first.protocol.fixed, ("subsamples", len(rows)))))
+
+
+def _moment_blind_note(rows: list[MetricResult], ds: Dataset) -> list[MetricResult]:
+    """FID sees two moments and KID's cubic kernel three: on the symmetric 2-D mixtures a moment-matched
+    Gaussian beats a mixture missing modes. Say so beside those columns."""
+    if getattr(ds, "centres", None) is None:
+        return rows
+    note = ("FID and KID on raw 2-D mixture points see only the first moments and cannot see multimodality (a "
+            "moment-matched Gaussian scores better than a mixture missing modes): rank these models by the mode "
+            "metrics (modes-captured, hq-share) and precision/density/coverage.")
+    return [r.with_(warnings=(*r.warnings, note)) if r.metric.removesuffix("_real") in ("fid", "kid") else r
+            for r in rows]
 
 
 def _reference_features(ref: Reference, ext: Any, *, device: Any, cache_dir: Any) -> dict[str, Any]:
@@ -282,7 +379,11 @@ def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: 
     metrics = evaluate_samples(fake, Reference.of(ds, ev.reference, train="overfitting" in ev.families),
                                families=tuple(f for f in ev.families if f != "likelihood"), extractor=ev.extractor,
                                seed=seed, n_boot=ev.n_boot, device=device, timings=timings, cache_dir=cache_dir,
-                               weights=weights)
+                               weights=weights, n_eval=ev.n_eval, repeats=ev.quality_repeats)
+    if len(fake) < ev.n_samples:
+        note = (f"{len(fake)} samples instead of the {ev.n_samples} asked for: this generator replays a data split "
+                "without replacement and has no more.")
+        metrics = [m.with_(warnings=(*m.warnings, note)) for m in metrics]
     if "likelihood" in ev.families:
         from genbench.metrics.likelihood import evaluate_likelihood
 

@@ -53,6 +53,10 @@ class EvalConfig:
     n_boot : bootstrap resamples for confidence intervals (0 = none).
     device : ``auto``, ``cpu`` or ``cuda``.
     threads : torch CPU threads inside a cell (0 = the executor's default).
+    n_eval : the quality family compares equal-sized sets, both subsampled to this n (0 = the smaller of
+        the reference split and the samples); give one n for every generator of a block so that their
+        numbers share a column (the default matrix uses the heldout control's 180 on digits).
+    quality_repeats : equal-n subsamples per quality number (mean ± std over them).
     """
 
     n_samples: int = 10000
@@ -66,6 +70,8 @@ class EvalConfig:
     n_boot: int = 0
     device: str = "auto"
     threads: int = 0
+    n_eval: int = 0
+    quality_repeats: int = 5
 
     def __post_init__(self) -> None:
         bad = [f for f in self.families if f not in EVAL_FAMILIES]

@@ -75,6 +75,8 @@ def score(
     weights: str | os.PathLike | None = None,
     kid_subset_size: int = 1000,
     kid_subsets: int = 100,
+    n_eval: int = 0,
+    repeats: int | None = None,
 ) -> list[MetricResult]:
     """Sample-quality metrics of ``samples`` against ``reference``, by the road the matrix cells take.
 
@@ -104,6 +106,8 @@ def score(
         Passed to :func:`genbench.features.get_extractor` (``weights``: the Inception file).
     kid_subset_size, kid_subsets : int
         KID's m and number of subsets (m is lowered, explicitly and reported, when there are fewer samples).
+    n_eval, repeats : equal-n comparison, as in the matrix (:class:`~genbench.matrix.EvalConfig`): both sets
+        are subsampled to ``n_eval`` (0: the smaller set), ``repeats`` times (default the matrix's).
 
     Returns
     -------
@@ -119,6 +123,7 @@ def score(
     """
     from genbench.evaluate import Reference, evaluate_samples
     from genbench.features import feature_cache_key
+    from genbench.matrix import EvalConfig
 
     ref_ds = _as_dataset(reference, "reference")
     ref_x, ref_split = _part(ref_ds, reference, split, "reference")
@@ -133,7 +138,8 @@ def score(
                     cache_key=feature_cache_key(data_hash=ref_ds.info.content_hash, split=ref_split))
     rows = evaluate_samples(fake_x, ref, families=("quality",), extractor=extractor or "domain", seed=seed,
                             n_boot=n_boot, device=device, cache_dir=cache_dir, weights=weights, metrics=metrics,
-                            settings={"kid": {"subset_size": kid_subset_size, "subsets": kid_subsets}})
+                            settings={"kid": {"subset_size": kid_subset_size, "subsets": kid_subsets}},
+                            n_eval=n_eval, repeats=EvalConfig.quality_repeats if repeats is None else repeats)
     data = {"reference": {"name": ref_ds.info.name, "content_hash": ref_ds.info.content_hash, "split": ref_split,
                           "shape": list(ref_ds.info.shape)},
             "samples": {"name": fake_ds.info.name, "content_hash": fake_ds.info.content_hash,

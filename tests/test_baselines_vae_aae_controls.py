@@ -27,6 +27,7 @@ from baselines.aae import AAE, AAEConfig
 from baselines.controls import IndependentPixels, MixtureTruth
 from baselines.vae import VAE, VAEConfig
 from genbench.data import Dataset, DatasetInfo, Split, load_dataset
+from genbench.evaluate import draw_samples
 from genbench.harness import build_generator
 from genbench.protocols import Autoencoder, Generator, LatentVariableModel, LikelihoodModel
 
@@ -304,8 +305,14 @@ def test_copycat_replays_training_images_without_replacement(digits):
     idx = cc.last_indices
     assert len(set(idx.tolist())) == n  # every training image exactly once
     assert torch.equal(s, digits.train.x[idx])
-    big = cc.sample(n + 100, seed=0)
-    assert len(set(cc.last_indices.tolist())) < n + 100 and torch.equal(big, digits.train.x[cc.last_indices])
+    # a replay control never repeats an example: more than the split is an error that says so ...
+    assert cc.max_samples == n
+    with pytest.raises(ValueError, match=f"has {n} examples; {n + 100} were asked for.*never repeats"):
+        cc.sample(n + 100, seed=0)
+    # ... and the evaluation caps it at the split, drawing once so that no example repeats
+    capped = draw_samples(cc, 10000, seed=3, dataset=digits)
+    assert len(capped) == n and len(np.unique(capped.reshape(n, -1).numpy(), axis=0)) == len(
+        np.unique(digits.train.x.reshape(n, -1).numpy(), axis=0))
 
 
 def test_noisy_copycat_adds_the_documented_noise(digits, ring):
@@ -326,8 +333,8 @@ def test_heldout_draws_from_the_val_split(digits):
     assert info["config"]["split"] == "val"
     s = ho.sample(100, seed=0)
     assert torch.equal(s, digits.val.x[ho.last_indices]) and len(set(ho.last_indices.tolist())) == 100
-    ho.sample(500, seed=0)  # more than the 180 val images: with replacement
-    assert ho.last_indices.max() < len(digits.val) and len(set(ho.last_indices.tolist())) <= len(digits.val)
+    with pytest.raises(ValueError, match="has 180 examples; 500 were asked for"):
+        ho.sample(500, seed=0)  # more than the 180 val images: never with replacement
     test_ho, _ = build_generator("heldout", digits, seed=0, model_overrides={"split": "test"})
     assert torch.equal(test_ho.sample(10, seed=0), digits.test.x[test_ho.last_indices])
     with pytest.raises(ValueError, match="has no split 'nope'"):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from genbench.features import extract, get_extractor
+from genbench.harness import derive_seed
 from genbench.metrics.quality import frechet_distance
 from genbench.scoring import default_extractor, format_table, score
 
@@ -32,17 +33,25 @@ def test_score_npz_against_digits(tmp_path, cache, digits):
     assert list(by) == ["fid", "is", "is_real", "kid", "precision", "recall", "density", "coverage", "vendi",
                         "vendi_real"]
     ext = get_extractor("domain:digits", cache_dir=cache)
-    assert str(by["fid"].protocol) == f"fid@{ext.id}/n=359v300/ref=test"
-    assert str(by["kid"].protocol) == f"kid@{ext.id}/n=359v300/ref=test/m=300/subsets=100/seed=0"
+    # equal n: the 359 test images are subsampled to the 300 samples, 5 times (mean ± std over subsamples)
+    assert str(by["fid"].protocol) == f"fid@{ext.id}/n=300v300/ref=test/subsamples=5"
+    assert by["fid"].std_kind == "subsamples" and len(by["fid"].params["subsample_values"]) == 5
+    assert str(by["kid"].protocol) == f"kid@{ext.id}/n=300v300/ref=test/m=300/subsets=1/subsamples=5/seed=0"
     assert by["kid"].params["m"] == 300 and by["kid"].warnings
-    assert str(by["is"].protocol) == f"is@{ext.id}/n=300/splits=10/seed=0"
+    assert str(by["is"].protocol) == f"is@{ext.id}/n=300/splits=10/subsamples=5/seed=0"
     for r in rows:
         assert r.params["extractor"]["test_accuracy"] == ext.accuracy > 0.95
         assert r.params["data"]["reference"]["split"] == "test"
     # the numbers are those of the metric on the extractor's features of the same images
     real_f = extract(ext, digits.test.x)["features"]
     fake_f = extract(ext, (fake * 255).round() / 255)["features"]
-    assert by["fid"].value == pytest.approx(frechet_distance(real_f, fake_f), rel=1e-12)
+    subs = np.sort(np.random.default_rng(derive_seed(0, "subsample", "model")).choice(359, 300, replace=False))
+    assert by["fid"].params["subsample_values"][0] == pytest.approx(frechet_distance(real_f[subs], fake_f), rel=1e-12)
+    # equal sizes need no subsample: one comparison of the two whole sets
+    whole = score(write_npz(tmp_path / "f359.npz", digits.train.x[:359]), "digits", cache_dir=cache, metrics=["fid"])
+    fake359 = extract(ext, (digits.train.x[:359] * 255).round() / 255)["features"]
+    assert str(whole[0].protocol) == f"fid@{ext.id}/n=359v359/ref=test"
+    assert whole[0].value == pytest.approx(frechet_distance(real_f, fake359), rel=1e-12)
     # a tensor of the same images scores the same
     again = score((fake * 255).round() / 255, "digits", cache_dir=cache, metrics=["fid"])
     assert again[0].value == pytest.approx(by["fid"].value, rel=1e-12)
@@ -69,8 +78,9 @@ def test_score_defaults_and_errors(tmp_path, cache, digits):
     fake = write_npz(tmp_path / "f.npz", digits.val.x[:100])
     assert default_extractor(ref) == "pixels"
     rows = score(fake, ref, cache_dir=cache, metrics=["fid", "kid"], kid_subset_size=50, kid_subsets=5)
-    assert str(rows[0].protocol) == "fid@pixels/n=120v100/ref=all"
-    assert str(rows[1].protocol) == "kid@pixels/n=120v100/ref=all/m=50/subsets=5/seed=0" and not rows[1].warnings
+    assert str(rows[0].protocol) == "fid@pixels/n=100v100/ref=all/subsamples=5"
+    assert str(rows[1].protocol) == "kid@pixels/n=100v100/ref=all/m=50/subsets=5/subsamples=5/seed=0"
+    assert not rows[1].warnings
     with pytest.raises(ValueError, match=r"samples have shape \(1, 4, 4\) .* has \(1, 8, 8\)"):
         score(torch.rand(10, 1, 4, 4), "digits", cache_dir=cache)
     with pytest.raises(ValueError, match="'is' needs fake_probs"):
@@ -86,6 +96,6 @@ def test_format_table(tmp_path, cache, digits):
     for r in rows:
         line = next(ln for ln in lines if ln.startswith(r.metric + " "))
         assert f"{r.value:.5g}" in line and str(r.protocol) in line
-    assert re.search(r"^kid .* ± .*\(subsets\) \[.*\].*subsets=100/seed=0 \[\d\]$", text, re.M)
+    assert re.search(r"^kid .* ± .*\(subsamples\).*subsets=1/subsamples=5/seed=0 \[\d\]$", text, re.M)
     assert re.search(r"^\[\d\] KID subset size reduced from 1000 to m=200", text, re.M)
     assert "test accuracy" in text

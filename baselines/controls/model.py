@@ -27,8 +27,10 @@ def _check_n(n: int) -> None:
 
 
 class ReplayGenerator:
-    """Samples real examples of one split: without replacement when ``n`` <= the split size,
-    else i.i.d. with replacement (uniformly over the split).
+    """Samples real examples of one split, always without replacement: a replay control never
+    repeats an example (repeated points have k-NN radius 0 and would turn the control into a few
+    atoms, reading recall 0 and an inflated FID). It holds at most the split's size
+    (``max_samples``); asking for more is an error that says so.
 
     Attributes
     ----------
@@ -46,11 +48,18 @@ class ReplayGenerator:
         self.name = name
         self.last_indices: torch.Tensor | None = None
 
+    @property
+    def max_samples(self) -> int:
+        """The most samples this control can give without repeating one (the split's size)."""
+        return len(self.x)
+
     def indices(self, n: int, g: torch.Generator) -> torch.Tensor:
         m = len(self.x)
-        if n <= m:
-            return torch.randperm(m, generator=g)[:n]
-        return torch.randint(0, m, (n,), generator=g)
+        if n > m:
+            raise ValueError(f"{self.name} replays the {self.split!r} split of {self.info.name}, which has {m} "
+                             f"examples; {n} were asked for. A replay control never repeats an example: ask for at "
+                             f"most {m} (the evaluation caps controls at max_samples and says so).")
+        return torch.randperm(m, generator=g)[:n]
 
     def sample(self, n: int, *, seed: int) -> torch.Tensor:
         _check_n(n)

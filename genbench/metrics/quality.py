@@ -323,10 +323,12 @@ def _kid_subset_size(kw: dict[str, Any], inputs: Any) -> tuple[dict[str, Any], t
         return kw, ()
     m = min(n_r, n_f)
     note = (f"KID subset size reduced from {requested} to m={m} = min(n_real, n_fake) because there are fewer "
-            f"samples than {requested}; numbers with different m are not comparable"
-            + (" and with m equal to both set sizes every subset is the whole set, so the subset std is 0 and says "
-               "nothing about uncertainty" if n_r == n_f == m else "") + ".")
-    return {**kw, "subset_size": m}, (note,)
+            f"samples than {requested}; numbers with different m are not comparable")
+    if n_r == n_f == m:
+        # every subset would be the whole of both sets: one subset is the same number, computed once
+        return {**kw, "subset_size": m, "subsets": 1}, (note + " and with m equal to both set sizes every subset is "
+                                                       "the whole set, so one subset is computed (no subset std).",)
+    return {**kw, "subset_size": m}, (note + ".",)
 
 
 @register_metric("kid", family="quality", needs="features", direction="lower", uncertainty="subsets",
