@@ -28,7 +28,7 @@ _LAZY = {
     "ResultsStore": "genbench.store",
     "RunFolder": "genbench.runs",
     "score": "genbench.scoring",
-    "run_matrix": "genbench.matrix",
+    "run_matrix": "genbench.runner",
     "load_matrix": "genbench.matrix",
 }
 
