@@ -66,3 +66,55 @@ def test_npz_empty_array_and_non_npz_file_have_their_own_messages(tmp_path):
         np.save(f, np.zeros((3, 8, 8), np.uint8))
     with pytest.raises(DataFileError, match=r"found a \.npy array"):
         load_dataset(f"npz:{npy}")
+
+
+# ---------------------------------------------------------------------------------------------
+# damaged run folders
+
+
+def _done_run(results: Path, run_id: str, value: float = 1.0):
+    from genbench.results import MetricResult, Protocol
+    from genbench.runs import RunFolder
+
+    rf = RunFolder.open(results, run_id)
+    m = MetricResult(metric="fid", value=value, protocol=Protocol("fid", space="test", n={"fake": 10}))
+    rec = rf.write_result(status="done", metrics=[m], kind="cell", generator="g", dataset="digits", seed=0)
+    return rf, rec
+
+
+def _old_schema(rf) -> None:
+    rec = json.loads(rf.result_path.read_text())
+    for m in rec["metrics"]:
+        del m["protocol_fields"]
+    rf.result_path.write_text(json.dumps(rec))
+
+
+def test_damaged_result_is_named_and_not_done(tmp_path):
+    from genbench.runs import DamagedRunError
+
+    rf, _ = _done_run(tmp_path, "a")
+    assert rf.is_done() and rf.state() == ("done", "")
+    text = rf.result_path.read_text()
+    rf.result_path.write_text(text[: len(text) // 2])  # truncated
+    with pytest.raises(DamagedRunError, match="not valid JSON") as e:
+        rf.read_result()
+    assert str(rf.result_path) in str(e.value) and "redone" in str(e.value)
+    assert not rf.is_done() and rf.state()[0] == "damaged"
+    rf2, _ = _done_run(tmp_path, "b")
+    _old_schema(rf2)
+    with pytest.raises(DamagedRunError, match="protocol_fields"):
+        rf2.read_result()
+    assert not rf2.is_done() and rf2.state()[0] == "damaged"
+
+
+def test_rebuild_skips_and_reports_damaged_and_old_schema_folders(tmp_path):
+    from genbench.store import ResultsStore
+
+    for rid in ("a", "b", "c"):
+        _done_run(tmp_path, rid)
+    (tmp_path / "runs" / "b" / "result.json").write_text('{"run_id": "b", "sta')
+    _old_schema(_done_run(tmp_path, "c")[0])
+    store = ResultsStore(tmp_path)
+    n = store.rebuild()
+    assert n == 1 and sorted(n.skipped) == [str(tmp_path / "runs" / r) for r in ("b", "c")]
+    assert [r["run_id"] for r in store.runs()] == ["a"]
