@@ -229,7 +229,11 @@ def parse_matrix(d: dict[str, Any], *, source: str = "") -> Matrix:
         if isinstance(ev_raw, dict) and ev_raw.get("gmm_components") == []:
             raise ConfigError(f"{where}.evaluation.gmm_components: an empty grid fits no GMM; list component "
                               "counts (e.g. [1, 2, 5, 10]) or leave the key out for the estimator's default grid.")
-        ev = from_dict(EvalConfig, ev_raw, where=f"{where}.evaluation")
+        try:
+            ev = from_dict(EvalConfig, ev_raw, where=f"{where}.evaluation")
+        except ConfigError as e:  # __post_init__ messages start at "evaluation."; say which block
+            msg = str(e)
+            raise ConfigError(f"{where}.{msg}" if msg.startswith("evaluation.") else msg) from None
         blocks.append(Block(tuple(b["datasets"]), gens, tuple(seeds), ev))
     m = Matrix(str(name), tuple(blocks), source)
     check_names(m)

@@ -118,3 +118,177 @@ def test_rebuild_skips_and_reports_damaged_and_old_schema_folders(tmp_path):
     n = store.rebuild()
     assert n == 1 and sorted(n.skipped) == [str(tmp_path / "runs" / r) for r in ("b", "c")]
     assert [r["run_id"] for r in store.runs()] == ["a"]
+
+
+# ---------------------------------------------------------------------------------------------
+# two `genbench run` processes on one results directory
+
+CONTROLS = """
+name = "controls"
+[[block]]
+datasets = ["digits"]
+generators = ["copycat", "heldout", "noisy-copycat", "independent-pixels"]
+[block.evaluation]
+n_samples = 300
+extractor = "pixels"
+families = ["quality", "likelihood"]
+n_test = 60
+gmm_components = [1, 2]
+{extra}
+"""
+
+# heavy imports first, then wait for the go signal, so that both processes start their runs together
+SYNCED_RUN = """
+import sys, time
+from pathlib import Path
+import torch, genbench.cli, genbench.runner, genbench.evaluate, genbench.metrics.likelihood  # noqa
+Path(sys.argv[1]).touch()
+while not Path(sys.argv[2]).exists():
+    time.sleep(0.01)
+sys.exit(genbench.cli.main(sys.argv[3:]))
+"""
+
+
+def _controls(tmp_path: Path, extra: str = "") -> Path:
+    p = tmp_path / "controls.toml"
+    p.write_text(CONTROLS.format(extra=extra))
+    return p
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "GENBENCH_PROGRESS": "0", "PYTHONUNBUFFERED": "1"}
+
+
+def _done_count(results: Path, cell_id: str) -> int:
+    return (results / "runs" / cell_id / "log.txt").read_text().count(": done in ")
+
+
+@pytest.mark.timeout(600)
+def test_two_run_processes_compute_each_cell_once(tmp_path):
+    from genbench.matrix import load_matrix
+    from genbench.store import ResultsStore
+
+    mfile, res = _controls(tmp_path), tmp_path / "results"
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", SYNCED_RUN, str(tmp_path / f"ready{i}"), str(go), "run",
+                               str(mfile), "--results", str(res)], env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    try:
+        import time
+
+        deadline = time.time() + 240
+        while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
+            assert time.time() < deadline and all(p.poll() is None for p in procs), [p.poll() for p in procs]
+            time.sleep(0.05)
+        go.touch()
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    cells = [c.cell_id for c in load_matrix(mfile).cells()]
+    for cid in cells:  # computed exactly once, by one of the two
+        assert _done_count(res, cid) == 1, (cid, outs)
+    ran = [sum(f"): done in" in line for line in out.splitlines()) for out in outs]
+    assert sum(ran) == len(cells), outs
+    runs = ResultsStore(res).runs()
+    assert sorted(r["run_id"] for r in runs) == sorted(cells) and {r["status"] for r in runs} == {"done"}
+
+
+@pytest.mark.timeout(300)
+def test_a_cell_locked_by_another_process_is_skipped_and_reported(tmp_path):
+    from genbench.matrix import load_matrix
+    from genbench.runs import RunFolder
+
+    mfile, res = _controls(tmp_path), tmp_path / "results"
+    cells = [c.cell_id for c in load_matrix(mfile).cells()]
+    lock = RunFolder.open(res, cells[1]).try_lock()  # this test process "is computing" cell 1
+    assert lock is not None and RunFolder(res / "runs" / cells[1]).is_locked()
+    assert RunFolder(res / "runs" / cells[1]).state()[0] == "running"
+    cmd = [sys.executable, "-m", "genbench", "run", str(mfile), "--results", str(res)]
+    try:
+        out = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
+    finally:
+        lock.release()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"running elsewhere (cell {cells[1]})" in out.stdout
+    assert "3 run now, 0 already finished, 0 failed, 1 running elsewhere" in out.stdout
+    assert not (res / "runs" / cells[1] / "result.json").exists()
+    assert all(_done_count(res, c) == 1 for c in cells if c != cells[1])
+    # the lock is gone with its holder: the next run computes the cell
+    again = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0 and "1 run now, 3 already finished" in again.stdout, again.stdout
+    assert _done_count(res, cells[1]) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# damaged run folders in a matrix run
+
+
+@pytest.mark.timeout(300)
+def test_damaged_and_old_schema_cells_are_named_and_redone_the_others_kept(tmp_path):
+    from genbench.matrix import load_matrix
+    from genbench.runner import run_matrix
+    from genbench.store import ResultsStore
+
+    m = load_matrix(_controls(tmp_path))
+    res = tmp_path / "results"
+    s1 = run_matrix(m, results=res)
+    assert not s1.failed and len(s1.ran) == 4
+    cells = [c.cell_id for c in m.cells()]
+    truncated, old = (res / "runs" / cells[0] / "result.json"), res / "runs" / cells[2]
+    text = truncated.read_text()
+    truncated.write_text(text[: len(text) // 3])  # "Unterminated string ..."
+    _old_schema(type("RF", (), {"result_path": old / "result.json"})())
+    kept = {c: (res / "runs" / c / "result.json").stat().st_mtime_ns for c in (cells[1], cells[3])}
+    s2 = run_matrix(m, results=res)
+    assert sorted(s2.ran) == sorted([cells[0], cells[2]]) and sorted(s2.skipped) == sorted([cells[1], cells[3]])
+    assert set(s2.damaged) == {str(truncated), str(old / "result.json")}
+    assert "not valid JSON" in s2.damaged[str(truncated)] and "protocol_fields" in s2.damaged[str(old / "result.json")]
+    assert f"DAMAGED (redone) {truncated}" in s2.describe()
+    assert {c: (res / "runs" / c / "result.json").stat().st_mtime_ns for c in kept} == kept
+    assert all(json.loads((res / "runs" / c / "result.json").read_text())["status"] == "done" for c in cells)
+    assert {r["status"] for r in ResultsStore(res).runs()} == {"done"}
+
+
+# ---------------------------------------------------------------------------------------------
+# ls --runs and index --rebuild
+
+
+def test_ls_runs_lists_each_run_with_its_state(tmp_path, capsys):
+    from genbench.runs import RunFolder
+
+    _done_run(tmp_path, "a-done")
+    failed = RunFolder.open(tmp_path, "b-failed")
+    failed.write_result(status="failed", error="ValueError: boom")
+    bad, _ = _done_run(tmp_path, "c-damaged")
+    bad.result_path.write_text("{")
+    RunFolder.open(tmp_path, "d-unfinished").write_config({"x": 1})
+    running = RunFolder.open(tmp_path, "e-running")
+    lock = running.try_lock()
+    try:
+        rc, out, err = run_cli(capsys, "ls", "--runs", str(tmp_path))
+    finally:
+        lock.release()
+    assert rc == 0, err
+    states = {ln.split()[0]: ln.split()[1] for ln in out.splitlines()[1:-1]}
+    assert states == {"a-done": "done", "b-failed": "failed", "c-damaged": "damaged",
+                      "d-unfinished": "unfinished", "e-running": "running"}
+    assert "ValueError: boom" in out and "not valid JSON" in out
+    assert out.splitlines()[-1].strip() == "1 damaged, 1 done, 1 failed, 1 running, 1 unfinished"
+    rc, out, err = run_cli(capsys, "ls", "--runs", str(tmp_path / "nothing"))
+    assert rc == 2 and "no runs/ folder" in err
+
+
+def test_index_rebuild_says_how_many_runs_and_which_folders_were_skipped(tmp_path, capsys):
+    for rid in ("a", "b"):
+        _done_run(tmp_path, rid)
+    (tmp_path / "runs" / "b" / "result.json").write_text('{"run_id": "b", "sta')
+    rc, out, err = run_cli(capsys, "index", "--rebuild", str(tmp_path))
+    assert rc == 0, err
+    assert "1 run(s) indexed, 1 folder(s) skipped." in out
+    assert f"skipped {tmp_path / 'runs' / 'b'}: not valid JSON" in out
+    from genbench.store import ResultsStore
+
+    assert [r["run_id"] for r in ResultsStore(tmp_path).runs()] == ["a"]

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from genbench.config import ConfigError
+
+SPLITS = ("train", "val", "test")
+
+
+def _check_split(c: object) -> None:
+    split = getattr(c, "split")
+    if split not in SPLITS:
+        raise ConfigError(f"{type(c).__name__}.split: expected one of {', '.join(SPLITS)}, got {split!r}")
+
 
 @dataclass(frozen=True)
 class CopycatConfig:
     """Replays real images of ``split`` (default: the training split, i.e. perfect memorisation)."""
 
     split: str = "train"
+
+    def __post_init__(self) -> None:
+        _check_split(self)
 
 
 @dataclass(frozen=True)
@@ -18,6 +31,11 @@ class NoisyCopycatConfig:
 
     split: str = "train"
     noise_std: float = 0.05
+
+    def __post_init__(self) -> None:
+        _check_split(self)
+        if not self.noise_std >= 0:
+            raise ConfigError(f"NoisyCopycatConfig.noise_std: must be >= 0, got {self.noise_std}")
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,9 @@ class HeldoutConfig:
 
     split: str = "val"
 
+    def __post_init__(self) -> None:
+        _check_split(self)
+
 
 @dataclass(frozen=True)
 class IndependentPixelsConfig:
@@ -37,6 +58,11 @@ class IndependentPixelsConfig:
 
     split: str = "train"
     alpha: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_split(self)
+        if not self.alpha > 0:
+            raise ConfigError(f"IndependentPixelsConfig.alpha: the smoothing must be > 0, got {self.alpha}")
 
 
 @dataclass(frozen=True)
