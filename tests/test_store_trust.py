@@ -190,7 +190,7 @@ def test_two_run_processes_compute_each_cell_once(tmp_path):
     cells = [c.cell_id for c in load_matrix(mfile).cells()]
     for cid in cells:  # computed exactly once, by one of the two
         assert _done_count(res, cid) == 1, (cid, outs)
-    ran = [sum(f"): done in" in line for line in out.splitlines()) for out in outs]
+    ran = [sum("): done in" in line for line in out.splitlines()) for out in outs]
     assert sum(ran) == len(cells), outs
     runs = ResultsStore(res).runs()
     assert sorted(r["run_id"] for r in runs) == sorted(cells) and {r["status"] for r in runs} == {"done"}

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from genbench.config import ConfigError
 
 SPLITS = ("train", "val", "test")
 
 
-def _check_split(c: object) -> None:
-    split = getattr(c, "split")
+def _check_split(c: Any) -> None:
+    split = c.split
     if split not in SPLITS:
         raise ConfigError(f"{type(c).__name__}.split: expected one of {', '.join(SPLITS)}, got {split!r}")
 
