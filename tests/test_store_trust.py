@@ -292,3 +292,202 @@ def test_index_rebuild_says_how_many_runs_and_which_folders_were_skipped(tmp_pat
     from genbench.store import ResultsStore
 
     assert [r["run_id"] for r in ResultsStore(tmp_path).runs()] == ["a"]
+
+
+# ---------------------------------------------------------------------------------------------
+# validation before compute is spent
+
+
+def _matrix(tmp_path: Path, *, datasets='["digits"]', generators='["copycat"]', evaluation="") -> Path:
+    p = tmp_path / "m.toml"
+    p.write_text(f'name = "v"\n[[block]]\ndatasets = {datasets}\ngenerators = [{generators.strip("[]")}]\n'
+                 f"[block.evaluation]\nn_samples = 100\n{evaluation}\n")
+    return p
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"evaluation": 'extractor = "inceptoin"'},
+         "block[0].evaluation.extractor: unknown feature extractor 'inceptoin'. Did you mean: inception-v3-compat?"),
+        ({"evaluation": 'extractor = "domain:digts"'}, "Unknown dataset 'digts'. Did you mean: digits"),
+        ({"evaluation": "iwae_k = 0"}, "block[0].evaluation.iwae_k must be >= 1"),
+        ({"evaluation": "iwae_k = -5"}, "block[0].evaluation.iwae_k must be >= 1"),
+        ({"evaluation": "gmm_components = []"}, "block[0].evaluation.gmm_components: an empty grid fits no GMM"),
+        ({"evaluation": "gmm_components = [0, 2]"}, "gmm_components: component counts must be >= 1"),
+        ({"evaluation": "gmm_components = [200, 500]"}, "exceeds n_samples = 100"),
+        ({"evaluation": 'device = "gpu"'}, "block[0].evaluation.device: unknown device 'gpu'. Did you mean: cuda?"),
+        ({"generators": '{name = "vae", model = {z_dim = 0}}'},
+         "block[0]: vae on digits: VAEConfig.z_dim: the latent dimension must be at least 1, got 0"),
+        ({"generators": '{name = "aae", model = {z_dim = 0}}'}, "AAEConfig.z_dim: the latent dimension must be at"),
+        ({"generators": '{name = "gan", model = {z_dim = 0}}'}, "GANConfig.z_dim: must be at least 1, got 0"),
+        ({"generators": '{name = "vae", model = {hidden = []}}'}, "VAEConfig.hidden: expected one or more widths"),
+        ({"generators": '{name = "pixelcnn", model = {kernel = 4}}'}, "PixelCNNConfig.kernel: masked kernels must"),
+        ({"generators": '{name = "copycat", model = {split = "dev"}}'}, "CopycatConfig.split: expected one of"),
+        ({"generators": '{name = "vae", train = {steps = 0}}'}, "TrainConfig.steps must be >= 1; got 0"),
+        ({"generators": '"pixelcnn"', "datasets": '["mixture-ring"]'},
+         "generator 'pixelcnn' (pixelcnn) supports image data, but dataset 'mixture-ring' is 'points'"),
+    ],
+)
+def test_validate_catches_what_would_fail_at_run_time(tmp_path, capsys, kwargs, message):
+    p = _matrix(tmp_path, **kwargs)
+    rc, out, err = run_cli(capsys, "validate", str(p))
+    assert rc == 2 and out == "" and "Traceback" not in err, (out, err)
+    assert message in err, err
+    # `run` stops at the same check, before its first cell: nothing is created
+    rc, out, err = run_cli(capsys, "run", str(p), "--results", str(tmp_path / "results"))
+    assert rc == 2 and message in err and not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-CUDA error")
+def test_cuda_without_cuda_fails_before_anything_is_created(tmp_path, capsys):
+    p = _matrix(tmp_path, evaluation='device = "cuda"')
+    for argv in (["validate", str(p)], ["run", str(p), "--results", str(tmp_path / "r")]):
+        rc, out, err = run_cli(capsys, *argv)
+        assert rc == 2 and "Traceback" not in err
+        assert "'cuda' was asked for but CUDA is not available on this machine. Available: auto, cpu." in err, err
+    for dev, msg in (("cuda", "CUDA is not available on this machine. Available: auto, cpu"),
+                     ("gpu", "--device: unknown device 'gpu'. Did you mean: cuda?")):
+        rc, out, err = run_cli(capsys, "train", "--generator", "vae", "--dataset", "digits", "--device", dev,
+                               "--results", str(tmp_path / "r"))
+        assert rc == 2 and msg in err, err
+    assert not (tmp_path / "r").exists()
+    from genbench.matrix import load_matrix
+    from genbench.runner import run_matrix
+
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        run_matrix(load_matrix(p), results=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_valid_matrix_still_validates(tmp_path, capsys):
+    p = _matrix(tmp_path, datasets='["digits", "mixture-ring"]',
+                generators='"copycat", {name = "vae", label = "v2", model = {z_dim = 2}, train = {steps = 5}}',
+                evaluation='extractor = "domain"\niwae_k = 4\ngmm_components = [1, 2]\ndevice = "cpu"')
+    rc, out, err = run_cli(capsys, "validate", str(p))
+    assert rc == 0 and "4 cell(s)" in out, err
+
+
+# ---------------------------------------------------------------------------------------------
+# the same cell, the same numbers, whatever the executor
+
+GAN = """
+name = "gan-threads"
+[[block]]
+datasets = ["digits"]
+generators = [{name = "gan", label = "gan-short", train = {steps = 40, batch_size = 64}}]
+[block.evaluation]
+n_samples = 300
+extractor = "pixels"
+families = ["quality", "overfitting"]
+"""
+
+
+def _numbers(results: Path) -> dict[tuple[str, str], float]:
+    """Every stored number except wall-clock timings (unit "s")."""
+    from genbench.store import ResultsStore
+
+    df = ResultsStore(results).to_frame()
+    return {(r.cell_id, r.protocol): r.value for r in df.itertuples() if r.unit != "s"}
+
+
+def test_a_cell_runs_with_its_own_thread_count_and_records_it(tmp_path):
+    import torch
+
+    from genbench.matrix import load_matrix
+    from genbench.runner import run_matrix
+
+    p = tmp_path / "m.toml"
+    p.write_text('datasets = ["digits"]\ngenerators = ["copycat"]\n[evaluation]\nn_samples = 100\n'
+                 'extractor = "pixels"\nfamilies = ["quality"]\n')
+    q = tmp_path / "m3.toml"
+    q.write_text(p.read_text() + "threads = 3\n")
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)  # what a plain local process would use on two cores
+    try:
+        for mfile, want in ((p, 1), (q, 3)):
+            s = run_matrix(load_matrix(mfile), results=tmp_path / mfile.stem)
+            rec = json.loads((tmp_path / mfile.stem / "runs" / s.ran[0] / "result.json").read_text())
+            assert rec["provenance"]["threads"] == want
+            assert torch.get_num_threads() == 2  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(saved)
+
+
+@pytest.mark.timeout(900)
+def test_local_and_ray_give_identical_numbers_for_a_trained_gan(tmp_path):
+    ray = pytest.importorskip("ray")
+    import torch
+
+    from genbench.matrix import load_matrix
+    from genbench.runner import run_matrix
+
+    p = tmp_path / "gan.toml"
+    p.write_text(GAN)
+    m = load_matrix(p)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)  # the driver's own setting must not leak into the cell
+    try:
+        s_local = run_matrix(m, results=tmp_path / "local")
+    finally:
+        torch.set_num_threads(saved)
+    s_ray = run_matrix(m, results=tmp_path / "ray", executor="ray", num_cpus=2)
+    assert not ray.is_initialized()
+    assert not s_local.failed and not s_ray.failed, (s_local.failed, s_ray.failed)
+    a, b = _numbers(tmp_path / "local"), _numbers(tmp_path / "ray")
+    assert a.keys() == b.keys() and any(k[1].startswith("fid@") for k in a) and len(a) > 5
+    assert {k: v for k, v in a.items()} == {k: v for k, v in b.items()}  # bit-for-bit, not approximately
+    for res in ("local", "ray"):
+        rec = json.loads((tmp_path / res / "runs" / s_local.ran[0] / "result.json").read_text())
+        assert rec["provenance"]["threads"] == 1
+        assert not any(m["metric"] == "train_seconds" for m in rec["metrics"])
+        assert rec["timings"]["train_s"] > 0  # wall-clock training time lives in the timings
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray: an unreachable address, nothing to run
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(120)
+def test_unreachable_ray_address_fails_fast_with_a_clear_error(tmp_path, capsys):
+    pytest.importorskip("ray")
+    import time
+
+    p = _controls(tmp_path)
+    addr = f"127.0.0.1:{_unused_port()}"
+    t0 = time.monotonic()
+    rc, out, err = run_cli(capsys, "run", str(p), "--results", str(tmp_path / "r"), "--executor", "ray",
+                           "--address", addr, "--connect-timeout", "5")
+    assert time.monotonic() - t0 < 60
+    assert rc == 2 and "Traceback" not in err
+    assert f"cannot reach a Ray cluster at '{addr}' within 5 s" in err and "ray start --head" in err, err
+    from genbench.runner import check_ray_address
+
+    with pytest.raises(ValueError, match="expected HOST:PORT"):
+        check_ray_address("127.0.0.1:http")
+
+
+def test_ray_is_not_started_when_every_cell_is_done(tmp_path, monkeypatch):
+    import types
+
+    from genbench.matrix import load_matrix
+    from genbench.runner import run_matrix
+
+    m = load_matrix(_controls(tmp_path))
+    first = run_matrix(m, results=tmp_path / "r")
+    assert len(first.ran) == 4
+
+    def no_init(*a, **k):
+        raise AssertionError("ray.init called with nothing to run")
+
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(init=no_init, is_initialized=lambda: False))
+    again = run_matrix(m, results=tmp_path / "r", executor="ray", address="127.0.0.1:1")
+    assert again.ran == [] and len(again.skipped) == 4
