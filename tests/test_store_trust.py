@@ -491,3 +491,29 @@ def test_ray_is_not_started_when_every_cell_is_done(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(init=no_init, is_initialized=lambda: False))
     again = run_matrix(m, results=tmp_path / "r", executor="ray", address="127.0.0.1:1")
     assert again.ran == [] and len(again.skipped) == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# one cache, documented; a README that points only at what users have
+
+
+def test_one_cache_root_honours_genbench_cache(tmp_path, monkeypatch):
+    from genbench.features import cache_root
+
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "c"))
+    assert cache_root() == tmp_path / "c"
+    assert cache_root(tmp_path / "explicit") == tmp_path / "explicit"
+    monkeypatch.setenv("GENBENCH_CACHE", "")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root() == tmp_path / "home" / ".cache" / "genbench"
+    monkeypatch.delenv("GENBENCH_CACHE")
+    assert cache_root() == tmp_path / "home" / ".cache" / "genbench"
+
+
+def test_readme_documents_the_cache_and_run_tools_and_points_at_no_missing_files():
+    text = (REPO / "README.md").read_text()
+    assert "../" not in text, "the README must not point outside the package a user has"
+    assert "$GENBENCH_CACHE" in text and "~/.cache/genbench" in text
+    for phrase in ("genbench ls --runs", "genbench index --rebuild", "--connect-timeout", "ray stop",
+                   "running elsewhere"):
+        assert phrase in text, phrase
