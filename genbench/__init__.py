@@ -35,6 +35,10 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)

@@ -207,7 +207,13 @@ def _ray(cells: list[Cell], root: Path, *, claim: Claim, address: str | None = N
                  log_to_driver=False)
         started = True
     try:
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        resources = ray.cluster_resources()
+        gpus = 1 if resources.get("GPU", 0) >= 1 else 0
+        most = max(c.evaluation.cell_threads for c in cells)
+        if most > resources.get("CPU", 0):  # such a task would wait forever for its CPUs
+            raise RuntimeError(f"cells ask for {most} threads (evaluation.threads) but the Ray cluster has "
+                               f"{resources.get('CPU', 0):g} CPUs; lower evaluation.threads or give Ray more CPUs "
+                               "(--num-cpus).")
         need_cuda = sorted({c.evaluation.device for c in cells if c.evaluation.device.startswith("cuda")})
         if need_cuda and not gpus:
             raise RuntimeError(f"cells ask for device {', '.join(need_cuda)} but the Ray cluster at "

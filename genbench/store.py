@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,6 +71,18 @@ class ResultsStore:
         self.root = results_dir(root)
         self.path = Path(path) if path is not None else self.root / STORE_NAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(100):
+            try:
+                self._init_schema()
+                break
+            except sqlite3.OperationalError as e:
+                # two processes creating one index at once: switching a new file to WAL needs an
+                # exclusive lock, and SQLite reports "locked" without waiting; the other one wins
+                if "locked" not in str(e) or attempt == 99:
+                    raise
+                time.sleep(0.05)
+
+    def _init_schema(self) -> None:
         with self._connect() as con:
             con.executescript(SCHEMA)
             have = {r[1] for r in con.execute("PRAGMA table_info(metrics)")}

@@ -40,6 +40,7 @@ def test_every_top_level_name_resolves_and_star_import_works():
     import genbench
 
     assert "run_matrix" in genbench.__all__ and "ResultsStore" in genbench.__all__
+    assert set(genbench.__all__) <= set(dir(genbench))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         genbench.nope  # noqa: B018
 
@@ -436,7 +437,7 @@ def test_local_and_ray_give_identical_numbers_for_a_trained_gan(tmp_path):
     assert not s_local.failed and not s_ray.failed, (s_local.failed, s_ray.failed)
     a, b = _numbers(tmp_path / "local"), _numbers(tmp_path / "ray")
     assert a.keys() == b.keys() and any(k[1].startswith("fid@") for k in a) and len(a) > 5
-    assert {k: v for k, v in a.items()} == {k: v for k, v in b.items()}  # bit-for-bit, not approximately
+    assert a == b  # bit-for-bit, not approximately
     for res in ("local", "ray"):
         rec = json.loads((tmp_path / res / "runs" / s_local.ran[0] / "result.json").read_text())
         assert rec["provenance"]["threads"] == 1
