@@ -106,6 +106,7 @@ class EvalConfig:
         """The torch thread count a cell runs with (``threads``, or :data:`DEFAULT_THREADS` when 0)."""
         return self.threads or DEFAULT_THREADS
 
+
 @dataclass(frozen=True)
 class GeneratorEntry:
     """One generator of a block: a registry name, a label for tables, and config overrides."""
