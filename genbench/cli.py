@@ -133,10 +133,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from genbench.harness import train_run
 
     check_device(args.device, where="--device")  # before a run folder is created
+    train_overrides = _parse_set(args.train_set)
+    if isinstance(train_overrides.get("device"), str):
+        check_device(train_overrides["device"], where="--train-set device")
     load_dataset(args.dataset)  # fail early on a bad name
     rec = train_run(
         args.generator, args.dataset, seed=args.seed, results_dir=args.results,
-        model_overrides=_parse_set(args.set), train_overrides=_parse_set(args.train_set), device=args.device,
+        model_overrides=_parse_set(args.set), train_overrides=train_overrides, device=args.device,
     )
     print(f"trained {args.generator} on {args.dataset} (seed {args.seed}): status {rec['status']}")
     for m in rec.get("metrics", []):

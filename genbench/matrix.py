@@ -346,6 +346,9 @@ def check_devices(m: Matrix) -> None:
     """Every block's evaluation device exists on this machine (say what does, if not)."""
     for i, b in enumerate(m.blocks):
         check_device(b.evaluation.device, where=f"block[{i}].evaluation.device")
+        for g in b.generators:
+            if isinstance(g.train.get("device"), str):
+                check_device(g.train["device"], where=f"block[{i}]: {g.display}.train.device")
 
 
 def load_matrix(path: str | Path | None = None) -> Matrix:

@@ -352,6 +352,12 @@ def test_cuda_without_cuda_fails_before_anything_is_created(tmp_path, capsys):
         rc, out, err = run_cli(capsys, "train", "--generator", "vae", "--dataset", "digits", "--device", dev,
                                "--results", str(tmp_path / "r"))
         assert rc == 2 and msg in err, err
+    rc, out, err = run_cli(capsys, "train", "--generator", "vae", "--train-set", "device=cuda",
+                           "--results", str(tmp_path / "r"))
+    assert rc == 2 and "--train-set device: 'cuda' was asked for but CUDA is not available" in err, err
+    q = _matrix(tmp_path, generators='{name = "vae", train = {device = "cuda"}}')
+    rc, out, err = run_cli(capsys, "run", str(q), "--results", str(tmp_path / "r"))
+    assert rc == 2 and "block[0]: vae.train.device: 'cuda' was asked for" in err, err
     assert not (tmp_path / "r").exists()
     from genbench.matrix import load_matrix
     from genbench.runner import run_matrix
