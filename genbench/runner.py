@@ -291,7 +291,7 @@ def run_matrix(
         except DamagedRunError as e:
             if str(e.path) not in summary.damaged:
                 summary.damaged[str(e.path)] = e.problem
-                log.warning("%s", e)
+                log.warning("%s: damaged run result (%s); redoing this cell", e.path, e.problem)
             return False
         if rec is None or not (rec.get("status") == "done" or (rec.get("status") == "failed" and not retry_failed)):
             return False
