@@ -28,11 +28,15 @@ _LAZY = {
     "ResultsStore": "genbench.store",
     "RunFolder": "genbench.runs",
     "score": "genbench.scoring",
-    "run_matrix": "genbench.matrix",
+    "run_matrix": "genbench.runner",
     "load_matrix": "genbench.matrix",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""The ``genbench`` command line: run | train | score | report | ls | validate | fetch."""
+"""The ``genbench`` command line: run | train | score | report | ls | validate | index | fetch."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def _parse_set(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    if args.runs is not None:
+        return _ls_runs(args.runs or None)
     from genbench.data import DATASETS
     from genbench.generators import GENERATORS
     from genbench.metrics import METRICS
@@ -57,10 +59,49 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ls_runs(results: str | None) -> int:
+    """The run folders of a results directory with their state (done/failed/running/damaged/unfinished)."""
+    from genbench.runs import iter_run_folders, results_dir
+
+    root = results_dir(results)
+    if not (root / "runs").is_dir():
+        raise FileNotFoundError(f"{root}: no runs/ folder here; give the results directory (default "
+                                "$GENBENCH_RESULTS or ./results), as in `genbench ls --runs RESULTS`.")
+    folders = iter_run_folders(root)
+    counts: dict[str, int] = {}
+    width = max((len(rf.run_id) for rf in folders), default=0)
+    print(f"{root}/runs: {len(folders)} run folder(s)")
+    for rf in folders:
+        state, detail = rf.state()
+        counts[state] = counts.get(state, 0) + 1
+        line = f"  {rf.run_id:<{width}}  {state}"
+        if detail and state != "done":
+            line += f"  {detail.splitlines()[0][:160]}"
+        print(line)
+    if folders:
+        print("  " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from genbench.store import ResultsStore
+
+    if not args.rebuild:
+        raise ValueError("genbench index: nothing to do; use `genbench index --rebuild [RESULTS]`.")
+    store = ResultsStore(args.results)
+    report = store.rebuild()
+    print(f"{store.path}: rebuilt from {store.root / 'runs'}: {int(report)} run(s) indexed, "
+          f"{len(report.skipped)} folder(s) skipped.")
+    for path, why in report.skipped.items():
+        print(f"  skipped {path}: {why}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    from genbench.matrix import load_matrix
+    from genbench.matrix import check_devices, load_matrix
 
     m = load_matrix(args.file)
+    check_devices(m)
     cells = m.cells()
     print(f"{args.file}: valid matrix {m.name!r} with {len(m.blocks)} block(s) and {len(cells)} cell(s):")
     for c in cells:
@@ -76,6 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run_matrix(
         m, results=args.results, executor=args.executor, address=args.address, num_cpus=args.num_cpus,
         retry_failed=not args.no_retry,
+        **({"connect_timeout": args.connect_timeout} if args.connect_timeout is not None else {}),
     )
     if args.table:
         from genbench.reports.tables import print_comparison
@@ -86,13 +128,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from genbench.config import check_device
     from genbench.data import load_dataset
     from genbench.harness import train_run
 
+    check_device(args.device, where="--device")  # before a run folder is created
+    train_overrides = _parse_set(args.train_set)
+    if isinstance(train_overrides.get("device"), str):
+        check_device(train_overrides["device"], where="--train-set device")
     load_dataset(args.dataset)  # fail early on a bad name
     rec = train_run(
         args.generator, args.dataset, seed=args.seed, results_dir=args.results,
-        model_overrides=_parse_set(args.set), train_overrides=_parse_set(args.train_set), device=args.device,
+        model_overrides=_parse_set(args.set), train_overrides=train_overrides, device=args.device,
     )
     print(f"trained {args.generator} on {args.dataset} (seed {args.seed}): status {rec['status']}")
     for m in rec.get("metrics", []):
@@ -147,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("matrix", nargs="?", help="matrix TOML file (default: built-in default matrix)")
     r.add_argument("--results", help="results directory (default $GENBENCH_RESULTS or ./results)")
     r.add_argument("--executor", choices=("local", "ray"), default="local")
-    r.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    r.add_argument("--address", help="Ray cluster address HOST:PORT (default: start a local Ray instance)")
+    r.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
+                   help="seconds to wait for the Ray cluster at --address (default 15)")
     r.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray instance")
     r.add_argument("--no-retry", action="store_true", help="do not re-run cells that failed before")
     r.add_argument("--table", action="store_true", help="print the comparison table at the end")
@@ -180,8 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--matrix", help="only this matrix's cells")
     rp.set_defaults(func=cmd_report)
 
-    ls = sub.add_parser("ls", help="list datasets, generators, metrics and feature extractors")
+    ls = sub.add_parser("ls", help="list datasets, generators, metrics and feature extractors, or the runs of a "
+                        "results directory (--runs)")
     ls.add_argument("what", nargs="?", choices=("datasets", "generators", "metrics", "extractors"))
+    ls.add_argument("--runs", nargs="?", const="", default=None, metavar="RESULTS",
+                    help="list the run folders of RESULTS (default $GENBENCH_RESULTS or ./results) with their "
+                    "status: done, failed, running, damaged or unfinished")
     ls.set_defaults(func=cmd_ls)
 
     f = sub.add_parser("fetch", help="fetch MNIST's IDX files or the Inception weights, verified by hash "
@@ -193,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--data-dir", help="mnist: data root (default $GENBENCH_DATA or ./data; files go to <root>/mnist)")
     f.add_argument("--cache-dir", help="inception: the cache root (default $GENBENCH_CACHE or ~/.cache/genbench)")
     f.set_defaults(func=cmd_fetch)
+
+    ix = sub.add_parser("index", help="maintain the results index (index.sqlite)")
+    ix.add_argument("--rebuild", action="store_true", help="rebuild the index from the run folders")
+    ix.add_argument("results", nargs="?", help="results directory (default $GENBENCH_RESULTS or ./results)")
+    ix.set_defaults(func=cmd_index)
 
     v = sub.add_parser("validate", help="check a matrix file without running it and list its cells")
     v.add_argument("file")
@@ -207,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished cells are kept, run again to continue", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
         # bad input: a clear message, not a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2

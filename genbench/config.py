@@ -194,3 +194,44 @@ def dumps_toml(d: dict[str, Any], _prefix: str = "") -> str:
         name = f"{_prefix}.{_key(k)}" if _prefix else _key(k)
         out += ("\n\n" if out else "") + f"[{name}]\n" + dumps_toml(v, name)
     return out.strip() + "\n"
+
+
+_DEVICE = re.compile(r"(auto|cpu|cuda)(:\d+)?")
+
+
+def available_devices() -> list[str]:
+    """Devices torch can use on this machine: ``cpu``, and ``cuda``, ``cuda:0``, ... when CUDA is there."""
+    import torch
+
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return out
+
+
+def check_device_name(device: str, *, where: str = "device") -> None:
+    """Reject a device spelling genbench does not accept (``gpu``, ``cuda0``); no torch needed."""
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device) or device.startswith("auto:") \
+            or device.startswith("cpu:"):
+        close = difflib.get_close_matches(str(device), ["auto", "cpu", "cuda"], n=1, cutoff=0.3)
+        hint = f" Did you mean: {close[0]}?" if close else ""
+        if str(device).lower() in ("gpu", "nvidia", "cuda0"):
+            hint = " Did you mean: cuda?"
+        raise ConfigError(f"{where}: unknown device {device!r}.{hint} Accepted: auto, cpu, cuda or cuda:N.")
+
+
+def check_device(device: str | None, *, where: str = "device") -> None:
+    """Fail now, with what is available, if ``device`` is misspelt or not present on this machine.
+
+    ``None`` and ``"auto"`` always pass (CUDA when available, else CPU).
+    """
+    if device is None:
+        return
+    check_device_name(device, where=where)
+    if device == "auto":
+        return
+    avail = available_devices()
+    if device.startswith("cuda") and device not in avail:
+        why = "CUDA is not available on this machine" if avail == ["cpu"] else f"there is no {device} here"
+        raise ConfigError(f"{where}: {device!r} was asked for but {why}. Available: auto, {', '.join(avail)}. "
+                          "Use device 'auto' (CUDA when present, else CPU) or 'cpu', or run where CUDA is.")

@@ -27,9 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from genbench._io import hash_text
-from genbench.config import ConfigError, from_dict, load_toml, to_dict
+from genbench.config import ConfigError, check_device, check_device_name, from_dict, load_toml, to_dict
 
 EVAL_FAMILIES = ("quality", "likelihood", "overfitting", "coverage")
+#: torch intra-op threads of a cell whose ``evaluation.threads`` is 0. Fixed (not the machine's
+#: core count) so that a cell gives the same numbers under every executor: reductions split over
+#: other thread counts sum in another order, and a GAN trained with 2 threads scored FID 1.5951
+#: where the same cell trained with 1 thread scored 1.5226.
+DEFAULT_THREADS = 1
+#: extractor names besides the registry's: ``domain`` picks ``domain:<dataset>`` per cell
+EXTRACTOR_ALIASES = ("domain",)
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,10 @@ class EvalConfig:
         20-component full-covariance fit alone took most of a cell's time).
     gallery_n : generated samples shown in the nearest-neighbour gallery.
     n_boot : bootstrap resamples for confidence intervals (0 = none).
-    device : ``auto``, ``cpu`` or ``cuda``.
-    threads : torch CPU threads inside a cell (0 = the executor's default).
+    device : ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    threads : torch CPU threads inside a cell, for training and evaluation alike (0 =
+        :data:`DEFAULT_THREADS`, i.e. 1). Every executor applies the same number, and the Ray
+        executor reserves that many CPUs per cell, so a cell's numbers do not depend on where it ran.
     n_eval : the quality family compares equal-sized sets, both subsampled to this n (0 = the smaller of
         the reference split and the samples); give one n for every generator of a block so that their
         numbers share a column (the default matrix uses the heldout control's 180 on digits).
@@ -81,6 +90,27 @@ class EvalConfig:
             raise ConfigError(f"evaluation.n_samples must be >= 1, got {self.n_samples}")
         if self.reference not in ("train", "val", "test"):
             raise ConfigError(f"evaluation.reference must be train, val or test, got {self.reference!r}")
+        if self.iwae_k < 1:
+            raise ConfigError(f"evaluation.iwae_k must be >= 1 (importance samples per example), got {self.iwae_k}")
+        for name in ("n_test", "gallery_n", "n_boot", "threads"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"evaluation.{name} must be >= 0, got {getattr(self, name)}")
+        bad_k = [c for c in self.gmm_components if c < 1]
+        if bad_k:
+            raise ConfigError("evaluation.gmm_components: component counts must be >= 1, got "
+                              f"{list(self.gmm_components)}")
+        if len(set(self.gmm_components)) != len(self.gmm_components):
+            raise ConfigError(f"evaluation.gmm_components: repeated counts in {list(self.gmm_components)}; list each "
+                              "count once")
+        if self.gmm_components and min(self.gmm_components) > self.n_samples and "likelihood" in self.families:
+            raise ConfigError(f"evaluation.gmm_components: every count in {list(self.gmm_components)} exceeds "
+                              f"n_samples = {self.n_samples}, so no GMM can be fitted; use smaller counts")
+        check_device_name(self.device, where="evaluation.device")
+
+    @property
+    def cell_threads(self) -> int:
+        """The torch thread count a cell runs with (``threads``, or :data:`DEFAULT_THREADS` when 0)."""
+        return self.threads or DEFAULT_THREADS
 
 
 @dataclass(frozen=True)
@@ -202,7 +232,15 @@ def parse_matrix(d: dict[str, Any], *, source: str = "") -> Matrix:
         seeds = b.get("seeds", [0])
         if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
             raise ConfigError(f"{where}.seeds: expected a list of integers, got {seeds!r}")
-        ev = from_dict(EvalConfig, b.get("evaluation", {}), where=f"{where}.evaluation")
+        ev_raw = b.get("evaluation", {})
+        if isinstance(ev_raw, dict) and ev_raw.get("gmm_components") == []:
+            raise ConfigError(f"{where}.evaluation.gmm_components: an empty grid fits no GMM; list component "
+                              "counts (e.g. [1, 2, 5, 10]) or leave the key out for the estimator's default grid.")
+        try:
+            ev = from_dict(EvalConfig, ev_raw, where=f"{where}.evaluation")
+        except ConfigError as e:  # __post_init__ messages start at "evaluation."; say which block
+            msg = str(e)
+            raise ConfigError(f"{where}.{msg}" if msg.startswith("evaluation.") else msg) from None
         blocks.append(Block(tuple(b["datasets"]), gens, tuple(seeds), ev))
     m = Matrix(str(name), tuple(blocks), source)
     check_names(m)
@@ -210,22 +248,113 @@ def parse_matrix(d: dict[str, Any], *, source: str = "") -> Matrix:
 
 
 def check_names(m: Matrix) -> None:
-    """Unknown generator or dataset names fail here, with suggestions, before anything runs."""
-    from genbench.config import override
+    """Everything that would otherwise fail once compute is spent fails here, before anything runs:
+    unknown generator, dataset or extractor names (with suggestions), a generator that does not
+    support a dataset's kind, and model / training overrides that its config classes reject
+    (built exactly as the cell will build them, e.g. ``z_dim = 0``)."""
     from genbench.data import DATASETS
     from genbench.generators import GENERATORS
 
-    for b in m.blocks:
+    infos: dict[str, Any] = {}
+    for i, b in enumerate(m.blocks):
+        where = f"block[{i}]"
         for ds in b.datasets:
             DATASETS.entry(ds)
+            if ds not in infos:
+                infos[ds] = _dataset_info(ds)
+        _check_extractor(b.evaluation, where)
         for g in b.generators:
             spec = GENERATORS.get(g.name)
+            for ds in b.datasets:
+                info = infos[ds]
+                kind = info.kind if info is not None else DATASETS.entry(ds).meta.get("kind")
+                if kind is not None and kind not in spec.dataset_kinds:
+                    raise ConfigError(
+                        f"{where}: generator {g.display!r} ({g.name}) supports {', '.join(spec.dataset_kinds)} data, "
+                        f"but dataset {ds!r} is {kind!r}; put them in separate blocks so this pair is not a cell.")
+                _check_overrides(spec, g, info, where=f"{where}: {g.display} on {ds}")
+
+
+def _dataset_info(name: str) -> Any:
+    """The dataset's info, or None when its files are missing (the cell reports that when it runs)."""
+    from genbench.data import load_dataset
+    from genbench.data.files import DataFileError
+
+    try:
+        return load_dataset(name).info
+    except (DataFileError, FileNotFoundError):
+        return None
+
+
+def _check_overrides(spec: Any, g: GeneratorEntry, info: Any, *, where: str) -> None:
+    from genbench.config import override
+    from genbench.harness import TrainConfig
+
+    try:
+        if info is not None:
+            from genbench.harness.loop import resolve_configs
+
+            # the configs exactly as the cell builds them: the family's defaults for this dataset,
+            # then the overrides; __post_init__ checks (z_dim >= 1, ...) run here
+            resolve_configs(spec, info, g.model or None, g.train or None if spec.trained else None)
+        else:
             if g.model:
                 override(spec.config_cls(), g.model, where=f"{g.display}.model")
             if g.train:
-                from genbench.harness import TrainConfig
-
                 override(TrainConfig(), g.train, where=f"{g.display}.train")
+    except ConfigError as e:
+        msg = str(e)
+        if g.model and "config" in msg.split(":", 1)[0]:
+            msg = msg.replace(f"{spec.name} config", f"{g.display}.model", 1)
+        elif msg.startswith("TrainConfig:"):
+            msg = f"{g.display}.train:" + msg[len("TrainConfig:"):]
+        raise ConfigError(f"{where}: {msg}") from e
+    if g.train:  # keys are checked even for controls, which ignore training settings
+        override(TrainConfig(), g.train, where=f"{g.display}.train")
+
+
+def _check_extractor(ev: EvalConfig, where: str) -> None:
+    if "quality" not in ev.families and "coverage" not in ev.families:
+        return
+    from genbench._registry import UnknownNameError
+    from genbench.data import DATASETS
+    from genbench.features import EXTRACTORS
+
+    name = ev.extractor
+    if name in EXTRACTOR_ALIASES:
+        return
+    try:
+        entry = EXTRACTORS.entry(name)
+    except UnknownNameError:
+        import difflib
+
+        names = sorted({*EXTRACTOR_ALIASES, *(n.rstrip(":") for n in EXTRACTORS.names())})
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ConfigError(f"{where}.evaluation.extractor: unknown feature extractor {name!r}.{hint} Available: "
+                          f"{', '.join(names)} (domain:<dataset> names a dataset's classifier).") from None
+    if entry.name.endswith(":"):
+        arg = name.split(":", 1)[1]
+        if not arg:
+            raise ConfigError(f"{where}.evaluation.extractor: {name!r} needs a dataset after the colon, e.g. "
+                              "domain:digits; or use 'domain' for each cell's own dataset.")
+        DATASETS.entry(arg)
+    if entry.name == "inception-v3-compat":
+        from genbench.features.inception import resolve_weights
+
+        try:
+            resolve_weights(None, None)
+        except FileNotFoundError as e:
+            raise ConfigError(f"{where}.evaluation.extractor: {e}") from None
+
+
+def check_devices(m: Matrix) -> None:
+    """Every block's evaluation device exists on this machine (say what does, if not)."""
+    for i, b in enumerate(m.blocks):
+        check_device(b.evaluation.device, where=f"block[{i}].evaluation.device")
+        for g in b.generators:
+            if isinstance(g.train.get("device"), str):
+                check_device(g.train["device"], where=f"block[{i}]: {g.display}.train.device")
 
 
 def load_matrix(path: str | Path | None = None) -> Matrix:

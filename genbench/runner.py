@@ -5,12 +5,18 @@ tasks) train/load, sample and evaluate one cell each and return a plain-dict rec
 finished when its run folder holds a ``result.json`` with status ``done``: a second invocation
 skips those, and a run killed midway (Ctrl-C or kill -9) continues where it stopped, training
 resuming from the cell's last checkpoint.
+
+Two ``genbench run`` processes on one results directory share the work instead of repeating it:
+a cell is computed only by the process holding its run folder's lock
+(:meth:`genbench.runs.RunFolder.try_lock`); the other skips it and reports it as running
+elsewhere. A damaged run folder (unreadable ``result.json``) is reported by path and redone.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -20,15 +26,17 @@ from typing import Any
 
 from genbench._io import atomic_write_json
 from genbench._progress import progress
-from genbench.matrix import Cell, Matrix
+from genbench.matrix import Cell, Matrix, check_devices
 from genbench.provenance import now_iso, provenance
 from genbench.results import SCHEMA_VERSION
-from genbench.runs import RunFolder, results_dir, safe_name
+from genbench.runs import DamagedRunError, RunFolder, RunLock, results_dir, safe_name
 from genbench.store import ResultsStore
 
 log = logging.getLogger("genbench.run")
 
 EXECUTORS = ("local", "ray")
+#: seconds to wait for a Ray cluster given by --address to answer before giving up
+RAY_CONNECT_TIMEOUT = 15.0
 
 
 @dataclass
@@ -40,13 +48,20 @@ class RunSummary:
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    elsewhere: list[str] = field(default_factory=list)
+    damaged: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
     def describe(self) -> str:
-        lines = [
-            f"matrix {self.matrix!r}: {self.total} cells; {len(self.ran)} run now, {len(self.skipped)} already "
-            f"finished, {len(self.failed)} failed ({self.seconds:.0f} s)."
-        ]
+        first = (f"matrix {self.matrix!r}: {self.total} cells; {len(self.ran)} run now, {len(self.skipped)} already "
+                 f"finished, {len(self.failed)} failed")
+        if self.elsewhere:
+            first += f", {len(self.elsewhere)} running elsewhere"
+        lines = [first + f" ({self.seconds:.0f} s)."]
+        for path, why in self.damaged.items():
+            lines.append(f"  DAMAGED (redone) {path}: {why}")
+        for cid in self.elsewhere:
+            lines.append(f"  RUNNING ELSEWHERE {cid}: another process holds its lock; run again when it ends")
         for cid, err in self.failed.items():
             lines.append(f"  FAILED {cid}: {err}")
         lines.append(f"results store: {self.store_path}")
@@ -54,20 +69,30 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def execute_cell(cell_dict: dict[str, Any], root: str, threads: int = 0) -> dict[str, Any]:
+def execute_cell(cell_dict: dict[str, Any], root: str) -> dict[str, Any]:
     """Train (or load), sample and evaluate one cell; return its record. Never raises for cell errors.
 
     Runs in a worker (in-process or a Ray task). It writes the cell's config, checkpoints and
-    artifacts into its run folder, but not ``result.json``: the driver commits that.
+    artifacts into its run folder, but not ``result.json``: the driver commits that. Torch runs
+    with the cell's own thread count (``evaluation.threads``, default 1) whatever the executor,
+    restored afterwards, so that the numbers do not depend on where the cell ran.
     """
     import torch
 
     cell = Cell.from_dict(cell_dict)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(cell.evaluation.cell_threads)
+    try:
+        return _execute_cell(cell, root)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _execute_cell(cell: Cell, root: str) -> dict[str, Any]:
+    import torch
+
     rf = RunFolder.open(root, cell.cell_id)
     rf.write_config(cell.to_dict())
-    threads = threads or cell.evaluation.threads
-    if threads:
-        torch.set_num_threads(threads)
     base: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "run_id": cell.cell_id,
@@ -109,7 +134,7 @@ def execute_cell(cell_dict: dict[str, Any], root: str, threads: int = 0) -> dict
             "traceback": tb,
             "metrics": [],
             "timings": {"total_s": time.perf_counter() - t0},
-            "provenance": provenance(seed=cell.seed),
+            "provenance": provenance(seed=cell.seed, threads=torch.get_num_threads()),
         }
 
 
@@ -120,33 +145,86 @@ def _commit(root: Path, store: ResultsStore, record: dict[str, Any]) -> None:
     store.put(rec, path=rf.path)
 
 
-def _local(cells: list[Cell], root: Path, **_: Any) -> Iterator[dict[str, Any]]:
+Claim = Callable[[Cell], bool]
+
+
+def _local(cells: list[Cell], root: Path, *, claim: Claim, **_: Any) -> Iterator[dict[str, Any]]:
     for c in cells:
-        yield execute_cell(c.to_dict(), str(root))
+        if claim(c):  # claimed just before computing, so two processes split the cells between them
+            yield execute_cell(c.to_dict(), str(root))
 
 
-def _ray(cells: list[Cell], root: Path, *, address: str | None = None, num_cpus: int | None = None,
-         cpus_per_cell: int = 1) -> Iterator[dict[str, Any]]:
+def _split_address(address: str) -> tuple[str, int] | None:
+    """(host, port) of a Ray address (``HOST:PORT`` or ``ray://HOST:PORT``), or None for ``auto``."""
+    a = address.split("://", 1)[-1]
+    if a in ("auto", "local") or ":" not in a:
+        return None
+    host, _, port = a.rpartition(":")
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise ValueError(f"Ray address {address!r}: expected HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:PORT.") \
+            from None
+
+
+def check_ray_address(address: str, *, timeout: float = RAY_CONNECT_TIMEOUT) -> None:
+    """Fail within ``timeout`` seconds, saying what to do, if nothing listens at ``address``.
+
+    ``ray.init(address=...)`` itself retries an unreachable cluster for a long time (it hung with
+    no message), and it has no timeout argument (ray-project/ray#46863), so the port is probed first.
+    """
+    hp = _split_address(address)
+    if hp is None:
+        return
+    try:
+        with socket.create_connection(hp, timeout=timeout):
+            pass
+    except OSError as e:
+        raise RuntimeError(
+            f"cannot reach a Ray cluster at {address!r} within {timeout:.0f} s ({type(e).__name__}: {e}). Start one "
+            "there with `ray start --head --port=PORT`, check the address and firewall, or leave --address out to "
+            "start a local Ray instance."
+        ) from e
+
+
+def _ray(cells: list[Cell], root: Path, *, claim: Claim, address: str | None = None, num_cpus: int | None = None,
+         connect_timeout: float = RAY_CONNECT_TIMEOUT) -> Iterator[dict[str, Any]]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # otherwise Ray reports usage to a public address
     try:
         import ray
     except ImportError as e:
         raise RuntimeError("the ray executor needs Ray: pip install 'genbench[ray]'") from e
+    # the driver claims every cell it submits (all are submitted at once); nothing claimed, no Ray
+    cells = [c for c in cells if claim(c)]
+    if not cells:
+        return
     started = False
     if address:
+        check_ray_address(address, timeout=connect_timeout)
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, _node_ip_address="127.0.0.1", include_dashboard=False,
                  log_to_driver=False)
         started = True
     try:
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        resources = ray.cluster_resources()
+        gpus = 1 if resources.get("GPU", 0) >= 1 else 0
+        most = max(c.evaluation.cell_threads for c in cells)
+        if most > resources.get("CPU", 0):  # such a task would wait forever for its CPUs
+            raise RuntimeError(f"cells ask for {most} threads (evaluation.threads) but the Ray cluster has "
+                               f"{resources.get('CPU', 0):g} CPUs; lower evaluation.threads or give Ray more CPUs "
+                               "(--num-cpus).")
+        need_cuda = sorted({c.evaluation.device for c in cells if c.evaluation.device.startswith("cuda")})
+        if need_cuda and not gpus:
+            raise RuntimeError(f"cells ask for device {', '.join(need_cuda)} but the Ray cluster at "
+                               f"{address or 'localhost'} has no GPU; use device 'auto' or 'cpu', or add GPU nodes.")
         task = ray.remote(execute_cell)
         pending = {}
         for c in cells:
-            want_gpu = gpus if c.evaluation.device in ("auto", "cuda") else 0
-            ref = task.options(num_cpus=cpus_per_cell, num_gpus=want_gpu, max_retries=0).remote(
-                c.to_dict(), str(root), cpus_per_cell)
+            want_gpu = gpus if c.evaluation.device == "auto" or c.evaluation.device.startswith("cuda") else 0
+            # as many CPUs as the cell's torch threads, so that cells do not oversubscribe a node
+            ref = task.options(num_cpus=c.evaluation.cell_threads, num_gpus=want_gpu, max_retries=0).remote(
+                c.to_dict(), str(root))
             pending[ref] = c
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -176,6 +254,7 @@ def run_matrix(
     num_cpus: int | None = None,
     retry_failed: bool = True,
     progress_bar: bool | None = None,
+    connect_timeout: float = RAY_CONNECT_TIMEOUT,
 ) -> RunSummary:
     """Run every unfinished cell of ``matrix`` and index the results.
 
@@ -186,42 +265,78 @@ def run_matrix(
     executor : ``"local"`` (in-process, sequential) or ``"ray"`` (one Ray task per cell).
     address : an existing Ray cluster; without it a local Ray instance is started and shut down.
     retry_failed : re-run cells whose last attempt failed.
+    connect_timeout : seconds to wait for the Ray cluster at ``address`` before giving up.
 
     Returns
     -------
-    RunSummary, whose ``failed`` maps cell ids to errors.
+    RunSummary, whose ``failed`` maps cell ids to errors, ``elsewhere`` lists cells another process
+    was computing (skipped), and ``damaged`` maps damaged run folders (redone) to what was wrong.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"Unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}.")
+    if executor == "local" or not address:
+        check_devices(matrix)  # before anything is created; a remote cluster's GPUs are checked on connecting
     t0 = time.perf_counter()
     root = results_dir(results).resolve()
     store = ResultsStore(root)
     cells = matrix.cells()
     summary = RunSummary(matrix.name, root, store.path, len(cells))
-    todo: list[Cell] = []
-    for c in cells:
+    locks: dict[str, RunLock] = {}
+
+    def finished(c: Cell) -> bool:
+        """Whether ``c`` needs no computing; records it in the summary if so."""
         folder = root / "runs" / safe_name(c.cell_id)
-        rec = RunFolder(folder).read_result() if folder.exists() else None
-        if rec is not None and (rec.get("status") == "done" or (rec.get("status") == "failed" and not retry_failed)):
-            if store.status(c.cell_id) != rec.get("status"):  # killed between folder write and index
-                store.put(rec, path=folder)
-            summary.skipped.append(c.cell_id)
-            if rec.get("status") == "failed":
-                summary.failed[c.cell_id] = rec.get("error") or "failed"
-        else:
-            todo.append(c)
+        try:
+            rec = RunFolder(folder).read_result() if folder.exists() else None
+        except DamagedRunError as e:
+            if str(e.path) not in summary.damaged:
+                summary.damaged[str(e.path)] = e.problem
+                log.warning("%s: damaged run result (%s); redoing this cell", e.path, e.problem)
+            return False
+        if rec is None or not (rec.get("status") == "done" or (rec.get("status") == "failed" and not retry_failed)):
+            return False
+        if store.status(c.cell_id) != rec.get("status"):  # killed between folder write and index
+            store.put(rec, path=folder)
+        summary.skipped.append(c.cell_id)
+        if rec.get("status") == "failed":
+            summary.failed[c.cell_id] = rec.get("error") or "failed"
+        return True
+
+    def claim(c: Cell) -> bool:
+        """Take the cell's lock; False (and why, in the summary) when it must not be computed here."""
+        lock = RunFolder.open(root, c.cell_id).try_lock()
+        if lock is None:
+            summary.elsewhere.append(c.cell_id)
+            msg = f"{c.generator.display} on {c.dataset} (seed {c.seed}): running elsewhere (cell {c.cell_id})"
+            log.info(msg)
+            bar.write(msg) if not bar.disable else print(msg, flush=True)
+            bar.update(1)
+            return False
+        if finished(c):  # another process finished it after this one looked
+            lock.release()
+            bar.update(1)
+            return False
+        locks[c.cell_id] = lock
+        return True
+
+    todo = [c for c in cells if not finished(c)]
     bar = progress(total=len(cells), initial=len(summary.skipped), desc=f"matrix {matrix.name}", unit="cell",
                    enabled=progress_bar)
     log.info("matrix %s: %d cells, %d to run", matrix.name, len(cells), len(todo))
     try:
-        kwargs = {"address": address, "num_cpus": num_cpus} if executor == "ray" else {}
-        for i, rec in enumerate(_EXECUTORS[executor](todo, root, **kwargs), 1):
+        kwargs: dict[str, Any] = {"claim": claim}
+        if executor == "ray":
+            kwargs.update(address=address, num_cpus=num_cpus, connect_timeout=connect_timeout)
+        for rec in (_EXECUTORS[executor](todo, root, **kwargs) if todo else ()):  # nothing to do: no Ray
             _commit(root, store, rec)
+            lock = locks.pop(rec["run_id"], None)
+            if lock is not None:
+                lock.release()
             summary.ran.append(rec["run_id"])
             if rec["status"] != "done":
                 summary.failed[rec["run_id"]] = rec.get("error") or "failed"
-            msg = f"[{len(summary.skipped) + i}/{len(cells)}] {rec['generator']} on {rec['dataset']} " \
-                  f"(seed {rec['seed']}): {rec['status']}"
+            i = len(summary.skipped) + len(summary.ran) + len(summary.elsewhere)
+            msg = f"[{i}/{len(cells)}] {rec['generator']} on {rec['dataset']} (seed {rec['seed']}): {rec['status']}"
             if rec["status"] == "done":
                 msg += f" in {rec.get('timings', {}).get('total_s', 0):.1f} s"
             else:
@@ -230,6 +345,8 @@ def run_matrix(
             bar.write(msg) if not bar.disable else print(msg, flush=True)
             bar.update(1)
     finally:
+        for lock in locks.values():
+            lock.release()
         bar.close()
     summary.seconds = time.perf_counter() - t0
     return summary

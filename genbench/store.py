@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from genbench.results import Protocol
-from genbench.runs import iter_run_folders, results_dir
+from genbench.runs import DamagedRunError, iter_run_folders, results_dir
 
 STORE_NAME = "index.sqlite"
 
@@ -41,6 +42,18 @@ CREATE INDEX IF NOT EXISTS metrics_metric ON metrics(metric);
 # columns added after the first schema: an older index gains them (NULL for its old rows)
 _ADDED_METRIC_COLUMNS = {"target": "REAL", "column_key": "TEXT", "protocol_fields": "TEXT"}
 
+class RebuildReport(int):
+    """What :meth:`ResultsStore.rebuild` returns: the number of runs indexed (an ``int``), with
+    ``skipped``, a dict from each skipped run folder to why it was skipped."""
+
+    skipped: dict[str, str]
+
+    def __new__(cls, n: int, skipped: dict[str, str]) -> RebuildReport:
+        self = super().__new__(cls, n)
+        self.skipped = dict(skipped)
+        return self
+
+
 RUN_COLUMNS = ("kind", "generator", "dataset", "seed", "status", "cell_id", "matrix", "finished", "error")
 
 
@@ -58,6 +71,18 @@ class ResultsStore:
         self.root = results_dir(root)
         self.path = Path(path) if path is not None else self.root / STORE_NAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(100):
+            try:
+                self._init_schema()
+                break
+            except sqlite3.OperationalError as e:
+                # two processes creating one index at once: switching a new file to WAL needs an
+                # exclusive lock, and SQLite reports "locked" without waiting; the other one wins
+                if "locked" not in str(e) or attempt == 99:
+                    raise
+                time.sleep(0.05)
+
+    def _init_schema(self) -> None:
         with self._connect() as con:
             con.executescript(SCHEMA)
             have = {r[1] for r in con.execute("PRAGMA table_info(metrics)")}
@@ -113,27 +138,44 @@ class ResultsStore:
                 ),
             )
 
-    def rebuild(self) -> int:
-        """Rebuild the index from the run folders (into a temp file, then renamed). Returns runs indexed."""
+    def rebuild(self) -> RebuildReport:
+        """Rebuild the index from the run folders (into a temp file, then renamed).
+
+        Folders whose ``result.json`` is damaged (truncated, not JSON, an older schema) or cannot be
+        indexed are skipped and reported, not fatal: the index holds every other run.
+
+        Returns
+        -------
+        RebuildReport : the number of runs indexed (an int), with ``.skipped`` mapping each skipped
+            run folder to the reason.
+        """
         tmp = self.path.with_name(self.path.name + ".rebuild")
         for suffix in ("", "-wal", "-shm"):
             Path(str(tmp) + suffix).unlink(missing_ok=True)
         fresh = ResultsStore(self.root, path=tmp)
         n = 0
+        skipped: dict[str, str] = {}
         try:
             with fresh._connect() as con, con:
+                con.execute("BEGIN")  # one transaction; a savepoint per run undoes just that run
                 for rf in iter_run_folders(self.root):
                     try:
                         rec = rf.read_result()
-                        if rec is None:
-                            continue
+                    except DamagedRunError as e:
+                        skipped[str(rf.path)] = e.problem
+                        continue
+                    if rec is None:
+                        continue
+                    con.execute("SAVEPOINT one_run")
+                    try:
                         fresh._put(con, rec, rf.path)
-                    except (ValueError, KeyError, TypeError, OSError) as e:
-                        # the index is left as it was; say which run folder to fix or remove
-                        raise ValueError(
-                            f"{rf.result_path}: cannot index this run ({type(e).__name__}: {e}); fix or remove "
-                            "the run folder, then rebuild again. The existing index was left unchanged."
-                        ) from e
+                    except (ValueError, KeyError, TypeError) as e:
+                        # this run's rows are undone; the others stay
+                        con.execute("ROLLBACK TO one_run")
+                        skipped[str(rf.path)] = f"cannot be indexed ({type(e).__name__}: {e})"
+                        continue
+                    finally:
+                        con.execute("RELEASE one_run")
                     n += 1
             with fresh._connect() as con:
                 con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -146,7 +188,7 @@ class ResultsStore:
         os.replace(tmp, self.path)
         for suffix in ("-wal", "-shm"):
             Path(str(tmp) + suffix).unlink(missing_ok=True)
-        return n
+        return RebuildReport(n, skipped)
 
     def runs(self, **where: Any) -> list[dict[str, Any]]:
         sql = "SELECT * FROM runs"

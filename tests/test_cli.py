@@ -34,6 +34,7 @@ class DummyConfig:
 def dummy_generator(monkeypatch):
     GENERATORS.names()  # load the entry points first, so the double is added beside them
     spec = GeneratorSpec(name=DUMMY, config_cls=DummyConfig, build=lambda config, dataset: None, trained=False,
+                         dataset_kinds=("image", "points"),
                          description="a test double")
     from genbench._registry import Entry
 
@@ -62,7 +63,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 # --help, in fresh processes
 
 
-COMMANDS = ("run", "train", "score", "report", "ls", "validate")
+COMMANDS = ("run", "train", "score", "report", "ls", "validate", "index", "fetch")
 
 
 @pytest.mark.parametrize("how", ["console-script", "python-m"])

@@ -576,8 +576,11 @@ def test_npz_ambiguous_keys_and_other_errors(tmp_path):
     with pytest.raises(DataFileError, match="file not found"):
         load_dataset(f"npz:{tmp_path / 'missing.npz'}")
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(DataFileError, match="cannot read as .npz"):
+    with pytest.raises(DataFileError, match="not an .npz file: expected a zip archive"):
         load_dataset(f"npz:{tmp_path / 'junk.npz'}")
+    (tmp_path / "torn.npz").write_bytes(b"PK\x03\x04torn")  # a zip that is not whole
+    with pytest.raises(DataFileError, match="cannot read as .npz"):
+        load_dataset(f"npz:{tmp_path / 'torn.npz'}")
     np.savez(p, x=np.zeros((2, 5, 4, 4)))
     with pytest.raises(DataFileError, match="channel axis"):
         load_dataset(f"npz:{p}")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from baselines._nets import size_class
+from baselines.vae.config import check_latent_autoencoder
+from genbench.config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,18 @@ class AAEConfig:
     grad_clip: float | None = 100.0
     val_k: int = 16
     sample_mode: Literal["auto", "mean", "sample"] = "auto"
+
+    def __post_init__(self) -> None:
+        check_latent_autoencoder(self)
+        n = type(self).__name__
+        for name in ("mog_components", "val_k"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{n}.{name}: must be at least 1, got {getattr(self, name)}")
+        if self.disc_hidden and min(self.disc_hidden) < 1:
+            raise ConfigError(f"{n}.disc_hidden: widths must be >= 1, got {list(self.disc_hidden)}")
+        for name in ("proposal_std", "mog_std", "adv_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{n}.{name}: must be > 0, got {getattr(self, name)}")
 
 
 def default_config(info: Any) -> AAEConfig:

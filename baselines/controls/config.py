@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from genbench.config import ConfigError
+
 
 @dataclass(frozen=True)
 class CopycatConfig:
@@ -18,6 +20,10 @@ class NoisyCopycatConfig:
 
     split: str = "train"
     noise_std: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not self.noise_std >= 0:
+            raise ConfigError(f"NoisyCopycatConfig.noise_std: must be >= 0, got {self.noise_std}")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,10 @@ class IndependentPixelsConfig:
 
     split: str = "train"
     alpha: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.alpha >= 0:
+            raise ConfigError(f"IndependentPixelsConfig.alpha: the smoothing must be >= 0, got {self.alpha}")
 
 
 @dataclass(frozen=True)

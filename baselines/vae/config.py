@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from baselines._nets import size_class
+from genbench.config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,30 @@ class VAEConfig:
     kl_warmup: int = 0
     grad_clip: float | None = 100.0
     sample_mode: Literal["auto", "mean", "sample"] = "auto"
+
+    def __post_init__(self) -> None:
+        check_latent_autoencoder(self)
+        if self.beta < 0:
+            raise ConfigError(f"{type(self).__name__}.beta: must be >= 0, got {self.beta}")
+        if self.kl_warmup < 0:
+            raise ConfigError(f"{type(self).__name__}.kl_warmup: must be >= 0 steps, got {self.kl_warmup}")
+
+
+def check_latent_autoencoder(c: Any) -> None:
+    """Checks shared by the VAE and AAE configs (same nets, same decoder fields)."""
+    name = type(c).__name__
+    if c.z_dim < 1:
+        raise ConfigError(f"{name}.z_dim: the latent dimension must be at least 1, got {c.z_dim}")
+    if not c.hidden or min(c.hidden) < 1:
+        raise ConfigError(f"{name}.hidden: expected one or more widths >= 1, got {list(c.hidden)}")
+    if min(c.channels) < 1:
+        raise ConfigError(f"{name}.channels: expected widths >= 1, got {list(c.channels)}")
+    if not c.min_std > 0:
+        raise ConfigError(f"{name}.min_std: must be > 0, got {c.min_std}")
+    if not c.lr > 0:
+        raise ConfigError(f"{name}.lr: the learning rate must be > 0, got {c.lr}")
+    if c.grad_clip is not None and not c.grad_clip > 0:
+        raise ConfigError(f"{name}.grad_clip: must be > 0 or None (no clipping), got {c.grad_clip}")
 
 
 def default_config(info: Any) -> VAEConfig:

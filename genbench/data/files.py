@@ -230,6 +230,14 @@ def load_npz(path: str, **_: Any) -> Dataset:
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataFileError(f"npz:{path}: file not found (looked at {p.resolve()}).")
+    with open(p, "rb") as f:
+        head = f.read(6)
+    if not head.startswith(b"PK"):
+        # np.load on a non-zip file tries .npy, then pickle, and reports "pickled (object) data"
+        what = "a .npy array (use numpy.savez to wrap it)" if head.startswith(b"\x93NUMPY") else (
+            "an empty file" if not head else f"a file starting with {head!r}")
+        raise DataFileError(f"{p}: not an .npz file: expected a zip archive written by numpy.savez or "
+                            f"savez_compressed, found {what}. Save the samples with np.savez(path, x=images).")
     try:
         with np.load(p, allow_pickle=False) as z:
             keys = list(z.keys())
@@ -242,6 +250,9 @@ def load_npz(path: str, **_: Any) -> Dataset:
         raise
     except Exception as e:
         raise DataFileError(f"{p}: cannot read as .npz ({type(e).__name__}: {e}).") from e
+    if a.size == 0:
+        raise DataFileError(f"{p}: the array {key!r} is empty (shape {a.shape}); expected at least one image "
+                            "(N >= 1) of shape (H, W), (C, H, W) or (H, W, C).")
     x, levels = images_from_array(a, str(p))
     if y is not None and len(y) != len(x):
         raise DataFileError(f"{p}: {len(x)} images but {len(y)} labels.")

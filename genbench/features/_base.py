@@ -12,7 +12,24 @@ from genbench._runtime import resolve_device  # noqa: F401  (the one resolver, r
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cache directory: the argument, else $GENBENCH_CACHE, else ~/.cache/genbench."""
+    """The cache directory: the argument, else $GENBENCH_CACHE, else ~/.cache/genbench.
+
+    genbench keeps one cache for everything derived from content (trained domain classifiers,
+    extracted features, the default Inception weights location), shared by ``genbench run``,
+    ``genbench score`` and every results directory, so a new results directory does not retrain
+    the domain classifier. Files are keyed by content hash; removing the folder only costs time.
+    An empty ``$GENBENCH_CACHE`` counts as unset.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["GENBENCH_CACHE"] = "/tmp/gb-cache"
+    >>> str(cache_root())
+    '/tmp/gb-cache'
+    >>> str(cache_root("/elsewhere"))
+    '/elsewhere'
+    >>> del os.environ["GENBENCH_CACHE"]
+    """
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
     env = os.environ.get("GENBENCH_CACHE")

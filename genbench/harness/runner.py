@@ -97,8 +97,12 @@ def _metric_meta(model: Any, key: str) -> dict[str, Any]:
 
 def training_metrics(res: Any, dataset: Any) -> list[MetricResult]:
     """The training summary as result records: validation scores of the selected checkpoint
-    (``val-elbo@digits/ref=val``), final training losses (``train-loss@digits/last-window``)
-    and the training time."""
+    (``val-elbo@digits/ref=val``) and final training losses (``train-loss@digits/last-window``).
+
+    The training time is wall-clock, so it differs between two runs of the same cell; it is kept
+    with the run's training facts (``training.train_seconds`` of a training run, ``timings.train_s``
+    of a matrix cell), never as a metric row that tables would compare.
+    """
     name = dataset.info.name
     n_val = min(dataset.info.split_sizes.get("val", 0), res.train_config.get("val_max") or 10**12)
     out: list[MetricResult] = []
@@ -120,10 +124,6 @@ def training_metrics(res: Any, dataset: Any) -> list[MetricResult]:
                                     protocol=Protocol(metric.replace('_', '-'), space=name,
                                                       fixed={"window": "last"}),
                                     higher_is_better=False, params={"window_steps": window, "step": res.steps}))
-    out.append(MetricResult(metric="train_seconds", value=float(res.train_seconds),
-                            protocol=Protocol("train-seconds", space=name,
-                                              fixed={"device": res.device.split(':')[0]}), unit="s",
-                            higher_is_better=False, params={"steps": res.steps}))
     return out
 
 
