@@ -33,8 +33,13 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check genbench baselines tests benchmarks
 
+# every suite in benchmarks/ (GENBENCH_BENCH_LARGE=1 adds the minutes-long cases), results as JSON,
+# then the ratio table of benchmarks/README.md regenerated from it
 bench: $(STAMP)
-	$(BIN)/python -m pytest -q benchmarks -m "" --benchmark-only
+	@mkdir -p results
+	@$(BIN)/python -m pip install -q -e '.[bench]' || echo "faiss-cpu not installable here: its peer rows are skipped"
+	$(BIN)/python -m pytest -q benchmarks -m "" --benchmark-only --benchmark-json=results/benchmarks.json
+	$(BIN)/python benchmarks/summarize.py results/benchmarks.json benchmarks/README.md
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -9,8 +9,8 @@ All three start from the same float64 statistics (mean, covariance) and return F
 Outputs are checked against scipy's at full rank (n > d), so a fast wrong answer fails instead of
 winning. Also the whole of ``frechet_distance`` (covariances included) at each size, for scale.
 
-Run: ``.venv/bin/python -m pytest benchmarks/test_bench_quality.py --benchmark-group-by=param:case``
-(compare the implementations of one case as a ratio).
+Run: ``.venv/bin/python -m pytest benchmarks/test_bench_quality.py -m "" --benchmark-only``; the
+ratio table comes from ``benchmarks/summarize.py`` (see benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -19,17 +19,16 @@ from functools import cache
 
 import numpy as np
 import pytest
-import torch
+from _bench import run_timed
+
+# imported here, not in the timed call: its first import (torchvision) would count as time and memory
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
 
 from genbench.metrics.quality import feature_statistics, frechet_distance, frechet_distance_from_stats
 
-# (n per set, d): the domain classifier's width at digits' test size; Inception's pool3 with n > d
-CASES = {"n1000-d64": (1000, 64), "n4096-d2048": (4096, 2048)}
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    torch.set_num_threads(2)  # one thread budget for torch and BLAS on this 2-core machine
+# (n per set, d): the domain classifier's width at digits' test size, a mid-sized feature space,
+# Inception's pool3 with n > d (full-rank covariances, so all three routes are well defined)
+CASES = {"n1000-d64": (1000, 64), "n2000-d512": (2000, 512), "n4096-d2048": (4096, 2048)}
 
 
 @cache
@@ -40,6 +39,12 @@ def _features(n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
     real = np.maximum(rng.normal(size=(n, d)) @ mix, 0.0)
     fake = np.maximum(rng.normal(size=(n, d)) @ (mix + 0.1 * rng.normal(size=(d, d)) / np.sqrt(d)) + 0.05, 0.0)
     return real, fake
+
+
+@cache
+def _reference(n: int, d: int) -> float:
+    """scipy's value, computed once per case (sqrtm takes ~15 s at d=2048)."""
+    return scipy_sqrtm(*_stats(n, d))
 
 
 @cache
@@ -60,8 +65,6 @@ def scipy_sqrtm(mu1, s1, mu2, s2) -> float:
 
 
 def torch_fidelity_route(mu1, s1, mu2, s2) -> float:
-    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
-
     out = fid_statistics_to_metric({"mu": mu1, "sigma": s1}, {"mu": mu2, "sigma": s2}, verbose=False)
     return float(out[KEY_METRIC_FID])
 
@@ -69,17 +72,21 @@ def torch_fidelity_route(mu1, s1, mu2, s2) -> float:
 IMPLS = {"genbench": genbench_route, "scipy-sqrtm": scipy_sqrtm, "torch-fidelity": torch_fidelity_route}
 
 
+def _rounds(d: int) -> tuple[int, int]:
+    # sqrtm at d=2048 takes ~15 s a call here: one round for the large case; a warm-up call for the
+    # small ones, where the first BLAS call of a process pays for thread start-up
+    return (1, 0) if d > 1024 else (3, 1) if d > 256 else (10, 1)
+
+
 @pytest.mark.parametrize("impl", list(IMPLS))
 @pytest.mark.parametrize("case", list(CASES))
 def test_fid_trace_term_speed(benchmark, case, impl):
     n, d = CASES[case]
     stats = _stats(n, d)
-    benchmark.extra_info.update(case=case, impl=impl, n=n, d=d, torch_threads=torch.get_num_threads())
-    # sqrtm at d=2048 takes ~15 s a call here: one round for the large case
-    rounds = 1 if d > 512 else 10
-    # a warm-up call for the small case: the first BLAS call of a process pays for thread start-up
-    value = benchmark.pedantic(IMPLS[impl], args=stats, rounds=rounds, iterations=1, warmup_rounds=int(d <= 512))
-    ref = scipy_sqrtm(*stats) if impl != "scipy-sqrtm" else value
+    rounds, warmup = _rounds(d)
+    value = run_timed(benchmark, IMPLS[impl], *stats, suite="fid-from-statistics", case=case, impl=impl,
+                      rounds=rounds, warmup_rounds=warmup, n=n, d=d)
+    ref = _reference(n, d)
     benchmark.extra_info.update(fid=value, rel_diff_to_sqrtm=abs(value / ref - 1))
     assert value == pytest.approx(ref, rel=1e-8)
 
@@ -89,8 +96,8 @@ def test_fid_from_features_speed(benchmark, case):
     """The whole metric as users call it: float64 covariances of both sets, then the trace term."""
     n, d = CASES[case]
     real, fake = _features(n, d)
-    benchmark.extra_info.update(case=case, impl="genbench-frechet_distance", n=n, d=d)
-    value = benchmark.pedantic(frechet_distance, args=(real, fake), rounds=1 if d > 512 else 10, iterations=1,
-                               warmup_rounds=int(d <= 512))
+    rounds, warmup = _rounds(d)
+    value = run_timed(benchmark, frechet_distance, real, fake, suite="fid-from-features", case=case,
+                      impl="genbench-frechet_distance", rounds=rounds, warmup_rounds=warmup, n=n, d=d)
     benchmark.extra_info["fid"] = value
-    assert value == pytest.approx(scipy_sqrtm(*_stats(n, d)), rel=1e-8)
+    assert value == pytest.approx(_reference(n, d), rel=1e-8)
