@@ -234,3 +234,77 @@ class MetricResult:
         if self.std is not None:
             s += f" ± {self.std:.2g}"
         return s
+
+
+RUN_KINDS = ("cell", "train", "score")
+RUN_STATUSES = ("done", "failed", "running")
+
+
+@dataclass
+class RunRecord:
+    """What one run folder's ``result.json`` holds: one type for the matrix cells (local or Ray
+    executor alike), training runs and scored models, so that the store and the reports read every
+    run the same way.
+
+    Attributes
+    ----------
+    run_id, status, kind : the run's id, ``done`` / ``failed`` / ``running``, and ``cell`` / ``train`` / ``score``.
+    generator : the row label (a cell's display label, a scored model's ``--name``); family : the
+        generator family; dataset, seed, cell_id, matrix : where the run belongs.
+    config : everything that defines the run (a cell's dict, a training run's configs).
+    metrics : the result rows.
+    artifacts : files in the run folder by role (``samples``, ``sample_grid``, ``nn_gallery``...).
+    timings : seconds per stage (``train_s``, ``sample_s``, ``features_s``, ``quality_s``...).
+    provenance : package versions, git commit, device, threads, seed.
+    error, traceback : why a failed run failed.
+    control : a control generator (a reference row in tables).
+    started, finished : ISO times.
+    extra : anything else a kind of run records (a training summary), kept as is.
+    """
+
+    run_id: str
+    status: str
+    kind: str | None = None
+    generator: str | None = None
+    family: str | None = None
+    dataset: str | None = None
+    seed: int | None = None
+    cell_id: str | None = None
+    matrix: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: list[MetricResult] = field(default_factory=list)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+    control: bool = False
+    started: str | None = None
+    finished: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.status not in RUN_STATUSES:
+            raise ValueError(f"run {self.run_id!r}: status must be one of {', '.join(RUN_STATUSES)}, "
+                             f"got {self.status!r}")
+        if self.kind is not None and self.kind not in RUN_KINDS:
+            raise ValueError(f"run {self.run_id!r}: kind must be one of {', '.join(RUN_KINDS)}, got {self.kind!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the fields, metrics as dicts, and ``extra``'s keys at the top level."""
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__ if f not in ("metrics", "extra")}
+        d["metrics"] = [m.to_dict() for m in self.metrics]
+        return {**self.extra, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
+        """Read a ``result.json`` record; unknown keys go to ``extra``; metrics are validated."""
+        known = set(cls.__dataclass_fields__) - {"extra"}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["metrics"] = [m if isinstance(m, MetricResult) else MetricResult.from_dict(m)
+                         for m in d.get("metrics") or []]
+        kw["control"] = bool(kw.get("control", False))
+        for key in ("config", "artifacts", "timings", "provenance"):
+            kw[key] = dict(kw.get(key) or {})
+        return cls(**kw, extra={k: v for k, v in d.items() if k not in known and k != "extra"})

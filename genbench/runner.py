@@ -20,15 +20,14 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from genbench._io import atomic_write_json
 from genbench._progress import progress
 from genbench.matrix import Cell, Matrix, check_devices
 from genbench.provenance import now_iso, provenance
-from genbench.results import SCHEMA_VERSION
+from genbench.results import RunRecord
 from genbench.runs import DamagedRunError, RunFolder, RunLock, results_dir, safe_name
 from genbench.store import ResultsStore
 
@@ -93,55 +92,31 @@ def _execute_cell(cell: Cell, root: str) -> dict[str, Any]:
 
     rf = RunFolder.open(root, cell.cell_id)
     rf.write_config(cell.to_dict())
-    base: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "run_id": cell.cell_id,
-        "cell_id": cell.cell_id,
-        "kind": "cell",
-        "matrix": cell.matrix,
-        "generator": cell.generator.display,
-        "family": cell.generator.name,
-        "dataset": cell.dataset,
-        "seed": cell.seed,
-        "config": cell.to_dict(),
-        "started": now_iso(),
-    }
+    base = RunRecord(run_id=cell.cell_id, status="running", cell_id=cell.cell_id, kind="cell", matrix=cell.matrix,
+                     generator=cell.generator.display, family=cell.generator.name, dataset=cell.dataset,
+                     seed=cell.seed, config=cell.to_dict(), started=now_iso())
     t0 = time.perf_counter()
     rf.log(f"cell {cell.cell_id}: start ({cell.generator.display} on {cell.dataset}, seed {cell.seed})")
     try:
         from genbench.evaluate import evaluate_cell
 
         out = evaluate_cell(cell, rf)
-        rec = {
-            **base,
-            "status": "done",
-            "error": None,
-            "metrics": [m.to_dict() for m in out.metrics],
-            "artifacts": out.artifacts,
-            "control": out.control,
-            "timings": {**out.timings, "total_s": time.perf_counter() - t0},
-            "provenance": provenance(seed=cell.seed, device=out.device, threads=torch.get_num_threads()),
-        }
+        rec = replace(base, status="done", metrics=out.metrics, artifacts=out.artifacts, control=out.control,
+                      timings={**out.timings, "total_s": time.perf_counter() - t0},
+                      provenance=provenance(seed=cell.seed, device=out.device, threads=torch.get_num_threads()))
         rf.log(f"cell {cell.cell_id}: done in {time.perf_counter() - t0:.1f} s, {len(out.metrics)} metrics")
-        return rec
+        return rec.to_dict()  # plain data: a Ray task's return value crosses processes
     except Exception as e:  # a failing cell is recorded, and the run carries on
         tb = traceback.format_exc()
         rf.log(f"cell {cell.cell_id}: FAILED\n{tb}")
-        return {
-            **base,
-            "status": "failed",
-            "error": f"{type(e).__name__}: {e}",
-            "traceback": tb,
-            "metrics": [],
-            "timings": {"total_s": time.perf_counter() - t0},
-            "provenance": provenance(seed=cell.seed, threads=torch.get_num_threads()),
-        }
+        return replace(base, status="failed", error=f"{type(e).__name__}: {e}", traceback=tb,
+                       timings={"total_s": time.perf_counter() - t0},
+                       provenance=provenance(seed=cell.seed, threads=torch.get_num_threads())).to_dict()
 
 
 def _commit(root: Path, store: ResultsStore, record: dict[str, Any]) -> None:
-    rec = {**record, "finished": now_iso()}
-    rf = RunFolder.open(root, rec["run_id"])
-    atomic_write_json(rf.result_path, rec)  # the run folder is the source of truth: write it first
+    rf = RunFolder.open(root, record["run_id"])
+    rec = rf.commit(RunRecord.from_dict(record))  # the run folder is the source of truth: write it first
     store.put(rec, path=rf.path)
 
 

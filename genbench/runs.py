@@ -32,9 +32,9 @@ from typing import Any
 
 from genbench._io import atomic_write_json, read_json
 from genbench.provenance import now_iso
-from genbench.results import SCHEMA_VERSION, MetricResult
+from genbench.results import RUN_STATUSES, SCHEMA_VERSION, MetricResult, RunRecord
 
-STATUSES = ("done", "failed", "running")
+STATUSES = RUN_STATUSES
 #: what :meth:`RunFolder.state` reports: a status, or ``damaged`` (unreadable result.json) or
 #: ``unfinished`` (no result.json and nobody computing it: interrupted, or not started)
 STATES = (*STATUSES, "damaged", "unfinished")
@@ -156,29 +156,20 @@ class RunFolder:
         with open(self.log_path, "a", encoding="utf-8") as f:
             f.write(f"{now_iso()} {message}\n")
 
-    def write_result(
-        self,
-        *,
-        status: str,
-        metrics: list[MetricResult] | None = None,
-        provenance: dict[str, Any] | None = None,
-        error: str | None = None,
-        **fields: Any,
-    ) -> dict[str, Any]:
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-        record = {
-            "schema": SCHEMA_VERSION,
-            "run_id": self.run_id,
-            "status": status,
-            "error": error,
-            "metrics": [m.to_dict() for m in metrics or []],
-            "provenance": provenance or {},
-            "finished": now_iso(),
-            **fields,
-        }
-        atomic_write_json(self.result_path, record)
-        return record
+    def commit(self, record: RunRecord) -> dict[str, Any]:
+        """Write ``result.json`` atomically from the typed record (stamped ``finished`` now); returns its JSON form."""
+        if record.run_id != self.run_id:
+            raise ValueError(f"record {record.run_id!r} written into run folder {self.run_id!r}")
+        d = RunRecord.from_dict({**record.to_dict(), "finished": now_iso()}).to_dict()
+        atomic_write_json(self.result_path, d)
+        return d
+
+    def write_result(self, *, status: str, metrics: list[MetricResult] | None = None,
+                     provenance: dict[str, Any] | None = None, error: str | None = None,
+                     **fields: Any) -> dict[str, Any]:
+        """:meth:`commit` a :class:`~genbench.results.RunRecord` built from these fields."""
+        return self.commit(RunRecord.from_dict({"run_id": self.run_id, "status": status, "metrics": metrics or [],
+                                                "provenance": provenance or {}, "error": error, **fields}))
 
     def read_result(self) -> dict[str, Any] | None:
         """The result record; None when there is none yet. Raises :class:`DamagedRunError` when

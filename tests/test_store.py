@@ -240,7 +240,7 @@ def test_store_put_and_query(tmp_path):
     r = rows[0]
     assert (r["run_id"], r["status"], r["generator"], r["dataset"], r["seed"], r["cell_id"], r["matrix"]) == (
         "a", "done", "g", "digits", 0, "cell-a", "m")
-    assert r["provenance"] == {"seed": 0} and r["extra"] == {"note": "extra"} and r["path"] == str(rf.path)
+    assert r["provenance"] == {"seed": 0} and r["extra"]["note"] == "extra" and r["path"] == str(rf.path)
     assert store.status("a") == "done" and store.status("zzz") is None
     assert store.runs(generator="g")[0]["run_id"] == "a" and store.runs(generator="h") == []
     # replacing a run replaces its metrics (no stale metric rows)
