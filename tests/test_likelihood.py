@@ -360,8 +360,9 @@ def test_parzen_estimate_labels_and_caveat():
     assert str(r.protocol) == f"parzen@pixels/n=samples:500,test:80/ref=test/sigma={r.params['sigma']:.3g}"
     assert r.std_kind == "stderr" and r.n == {"samples": 500, "validation": 50, "test": 80}
     assert THEIS_CAVEAT in r.warnings and any("10000" in w for w in r.warnings)
-    assert "log(17)" in r.params["dequantisation"]
-    assert r.params["bits_per_dim"] == pytest.approx((-r.value + 64 * math.log(17)) / (64 * math.log(2)))
+    # 17 levels stored as k/16: the dequantisation offset is -log(1/16) = log(16) nats per dim (issue 12)
+    assert "log(16)" in r.params["dequantisation"]
+    assert r.params["bits_per_dim"] == pytest.approx((-r.value + 64 * math.log(16)) / (64 * math.log(2)))
     assert len(r.params["sigma_grid"]) == 10
 
 
@@ -512,7 +513,15 @@ def test_evaluate_labels_an_exact_model_with_train_test_gap():
     assert test.params["dequantisation"].startswith("none")
     assert train.n == {"train": 150} and test.n == {"test": 100}
     assert gap.metric == "exact-loglik-gap" and gap.value == pytest.approx(train.value - test.value)
-    assert gap.higher_is_better is False and gap.std == pytest.approx(math.hypot(train.std, test.std))
+    # Welch's standard error (ddof=1), from the one gap function (overfitting.likelihood_gap)
+    xtr = ds.train.x.double().flatten(1).numpy()[[int(i) for i in np.sort(np.random.default_rng(0).choice(
+        len(ds.train.x), size=150, replace=False))]]
+    closed_tr = (xtr * np.log(p.ravel()) + (1 - xtr) * np.log(1 - p.ravel())).sum(1)
+    assert train.value == pytest.approx(closed_tr.mean(), rel=1e-12)
+    welch = math.sqrt(closed_tr.var(ddof=1) / 150 + closed.var(ddof=1) / 100)
+    assert gap.higher_is_better is False and gap.std == pytest.approx(welch, rel=1e-12)
+    assert gap.std_kind == "stderr" and gap.params["z"] == pytest.approx(gap.value / welch, rel=1e-12)
+    assert gap.std != pytest.approx(math.hypot(train.std, test.std), rel=1e-6)  # not the ddof=0 quadrature
     # a lower-bound LikelihoodModel is reported, but never as exact
     rows = evaluate_likelihood(dataset=ds, model=Bernoulli(p, kind="lower-bound"), n_test=50)
     assert {r.kind for r in rows} == {"lower-bound", "estimate"} and rows[0].metric == "bound-loglik"
@@ -580,10 +589,9 @@ def test_likelihood_metrics_are_registered_with_their_kind():
     for name, kind in [("parzen", "estimate"), ("gmm", "estimate"), ("iwae", "lower-bound"),
                        ("elbo", "lower-bound"), ("exact-loglik", "exact")]:
         e = METRICS.entry(name)
-        assert e.meta["family"] == "likelihood" and e.meta["kind"] == kind and e.meta["higher_is_better"] is True
+        assert e.meta["family"] == "likelihood" and e.meta["kind"] == kind and e.obj.higher_is_better(name) is True
 
 
 def test_bits_per_dim_conventions():
     assert bits_per_dim(-64 * math.log(2), 64) == pytest.approx(1.0)
-    assert bits_per_dim(0.0, 3072, levels=256) == pytest.approx(8.0)  # the unit density on [0,1]^D
     assert bits_per_dim(-10.0, 5, levels=256, density=False) == pytest.approx(10 / (5 * math.log(2)))
