@@ -616,10 +616,30 @@ def test_sigma_grid_shares_one_distance_pass_and_equals_per_sigma_values():
     assert [r["mean_ll"] for r in table] == pytest.approx(shared.mean(1), rel=1e-12)
 
 
-def test_evaluate_likelihood_uses_the_one_parzen_protocol_and_one_gmm_fit():
+def test_evaluate_likelihood_uses_the_one_parzen_protocol_and_one_gmm_fit(monkeypatch):
+    from sklearn.mixture import GaussianMixture
+
+    import genbench.metrics.likelihood.parzen as parzen_module
+
+    calls = {"select": 0, "fit": 0}
+    select, fit_ = parzen_module.select_parzen_sigma, GaussianMixture.fit
+
+    def counting_select(*a, **k):
+        calls["select"] += 1
+        return select(*a, **k)
+
+    def counting_fit(self, *a, **k):
+        calls["fit"] += 1
+        return fit_(self, *a, **k)
+
+    monkeypatch.setattr(parzen_module, "select_parzen_sigma", counting_select)
+    monkeypatch.setattr(GaussianMixture, "fit", counting_fit)
     ds = load_dataset("mixture-ring")
     samples = ds.sample(3000, seed=2)
     rows = evaluate_likelihood(dataset=ds, samples=samples, n_test=400, n_val=300, gmm_components=(1, 8), seed=5)
+    # one model selection for the test rows, the train rows and the gap: sigma once, each count fitted once
+    assert calls == {"select": 1, "fit": 2}
+    monkeypatch.undo()
     by = {(r.metric, r.protocol.ref): r for r in rows}
     test_x, val_x = ds.test.x[:400], ds.val.x[:300]
     ref = parzen_estimate(samples, val_x, test_x, grid=PARZEN_GRID_POINTS, space="points")
