@@ -95,6 +95,13 @@ def _grid_edge_warning(name: str, value: float, grid: Sequence[float]) -> list[s
     return []
 
 
+def evaluation_memo(inputs: Any) -> dict[str, Any]:
+    """A dict kept for one evaluation (``MetricSpec.shared`` factory): the density estimators store their
+    model selection there, keyed by samples, validation rows and settings, so the splits of one
+    evaluation (``MetricInputs.for_split``) share one sigma / one fitted mixture."""
+    return {}
+
+
 def dequantisation_offset(levels: int | None, density: bool = True) -> float:
     """Nats per dimension added to a density's NLL before bits/dim: ``-log Delta = log(L - 1)``.
 

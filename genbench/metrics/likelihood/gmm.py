@@ -18,7 +18,13 @@ import numpy as np
 from genbench._validation import check_disjoint_rows, check_same_width
 from genbench.metrics import register_metric
 from genbench.metrics._spec import Measurement
-from genbench.metrics.likelihood._common import _flat, _grid_edge_warning, _mean_stderr, loglik_measurement
+from genbench.metrics.likelihood._common import (
+    _flat,
+    _grid_edge_warning,
+    _mean_stderr,
+    evaluation_memo,
+    loglik_measurement,
+)
 
 #: Component counts tried by the GMM estimate (the 2-D mixtures also get 8, 25 and 50).
 GMM_COMPONENTS = (1, 2, 5, 10, 20)
@@ -152,13 +158,9 @@ def gmm_log_likelihood(samples: Any, test: Any, *, validation: Any,
                   covariance_type=covariance_type, reg_covar=reg, table=table, model=gm)
 
 
-def _memo(inputs: Any) -> dict[str, Any]:
-    return {}
-
-
 @register_metric(
     "gmm", family="likelihood", needs="density", direction="higher", kind="estimate", unit="nats", default=False,
-    protocol_params={"covariance_type": "cov"}, shared={"memo": _memo},
+    protocol_params={"covariance_type": "cov"}, shared={"memo": evaluation_memo},
     description="Gaussian-mixture log-likelihood of real data under a GMM fitted to generated samples, "
                 "component count chosen on validation, nats/example",
 )

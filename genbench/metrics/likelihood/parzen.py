@@ -29,6 +29,7 @@ from genbench.metrics.likelihood._common import (
     _grid_edge_warning,
     _mean_stderr,
     _resolve_device,
+    evaluation_memo,
     loglik_measurement,
 )
 from genbench.results import MetricResult
@@ -203,13 +204,9 @@ def select_parzen_sigma(samples: Any, validation: Any, *, grid: Sequence[float] 
     return float(g[best]), table
 
 
-def _memo(inputs: Any) -> dict[str, Any]:
-    return {}
-
-
 @register_metric(
     "parzen", family="likelihood", needs="density", direction="higher", kind="estimate", unit="nats", default=False,
-    shared={"memo": _memo},
+    shared={"memo": evaluation_memo},
     description="Parzen-window (Gaussian KDE) log-likelihood of real data under generated samples, sigma chosen "
                 "on validation, nats/example",
 )
