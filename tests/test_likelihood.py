@@ -360,8 +360,9 @@ def test_parzen_estimate_labels_and_caveat():
     assert str(r.protocol) == f"parzen@pixels/n=samples:500,test:80/ref=test/sigma={r.params['sigma']:.3g}"
     assert r.std_kind == "stderr" and r.n == {"samples": 500, "validation": 50, "test": 80}
     assert THEIS_CAVEAT in r.warnings and any("10000" in w for w in r.warnings)
-    assert "log(17)" in r.params["dequantisation"]
-    assert r.params["bits_per_dim"] == pytest.approx((-r.value + 64 * math.log(17)) / (64 * math.log(2)))
+    # 17 levels stored as k/16: the dequantisation offset is -log(1/16) = log(16) nats per dim (issue 12)
+    assert "log(16)" in r.params["dequantisation"]
+    assert r.params["bits_per_dim"] == pytest.approx((-r.value + 64 * math.log(16)) / (64 * math.log(2)))
     assert len(r.params["sigma_grid"]) == 10
 
 
@@ -512,7 +513,15 @@ def test_evaluate_labels_an_exact_model_with_train_test_gap():
     assert test.params["dequantisation"].startswith("none")
     assert train.n == {"train": 150} and test.n == {"test": 100}
     assert gap.metric == "exact-loglik-gap" and gap.value == pytest.approx(train.value - test.value)
-    assert gap.higher_is_better is False and gap.std == pytest.approx(math.hypot(train.std, test.std))
+    # Welch's standard error (ddof=1), from the one gap function (overfitting.likelihood_gap)
+    xtr = ds.train.x.double().flatten(1).numpy()[[int(i) for i in np.sort(np.random.default_rng(0).choice(
+        len(ds.train.x), size=150, replace=False))]]
+    closed_tr = (xtr * np.log(p.ravel()) + (1 - xtr) * np.log(1 - p.ravel())).sum(1)
+    assert train.value == pytest.approx(closed_tr.mean(), rel=1e-12)
+    welch = math.sqrt(closed_tr.var(ddof=1) / 150 + closed.var(ddof=1) / 100)
+    assert gap.higher_is_better is False and gap.std == pytest.approx(welch, rel=1e-12)
+    assert gap.std_kind == "stderr" and gap.params["z"] == pytest.approx(gap.value / welch, rel=1e-12)
+    assert gap.std != pytest.approx(math.hypot(train.std, test.std), rel=1e-6)  # not the ddof=0 quadrature
     # a lower-bound LikelihoodModel is reported, but never as exact
     rows = evaluate_likelihood(dataset=ds, model=Bernoulli(p, kind="lower-bound"), n_test=50)
     assert {r.kind for r in rows} == {"lower-bound", "estimate"} and rows[0].metric == "bound-loglik"
@@ -580,10 +589,150 @@ def test_likelihood_metrics_are_registered_with_their_kind():
     for name, kind in [("parzen", "estimate"), ("gmm", "estimate"), ("iwae", "lower-bound"),
                        ("elbo", "lower-bound"), ("exact-loglik", "exact")]:
         e = METRICS.entry(name)
-        assert e.meta["family"] == "likelihood" and e.meta["kind"] == kind and e.meta["higher_is_better"] is True
+        assert e.meta["family"] == "likelihood" and e.meta["kind"] == kind and e.obj.higher_is_better(name) is True
 
 
 def test_bits_per_dim_conventions():
     assert bits_per_dim(-64 * math.log(2), 64) == pytest.approx(1.0)
-    assert bits_per_dim(0.0, 3072, levels=256) == pytest.approx(8.0)  # the unit density on [0,1]^D
     assert bits_per_dim(-10.0, 5, levels=256, density=False) == pytest.approx(10 / (5 * math.log(2)))
+
+
+# ----------------------------------------------------------------------------- one distance pass, one protocol
+
+
+def test_sigma_grid_shares_one_distance_pass_and_equals_per_sigma_values():
+    """Every sigma's per-example values from the shared distance blocks equal separate per-sigma runs."""
+    from genbench.metrics.likelihood.parzen import _parzen_core
+
+    rng = np.random.default_rng(13)
+    s, v = rng.random((700, 5)), rng.random((90, 5))
+    grid = np.logspace(-2, 0, 9)
+    shared = _parzen_core(s, v, grid, batch_size=31, sample_batch_size=101, device=torch.device("cpu"),
+                          distance_dtype=torch.float64)
+    for sigma, row in zip(grid, shared):
+        np.testing.assert_allclose(row, parzen_log_likelihood(s, v, sigma=sigma), rtol=1e-12, atol=0)
+        np.testing.assert_allclose(row, _parzen_direct(s, v, sigma), rtol=1e-10)
+    sigma, table = select_parzen_sigma(s, v, grid=grid)
+    assert [r["mean_ll"] for r in table] == pytest.approx(shared.mean(1), rel=1e-12)
+
+
+def test_evaluate_likelihood_uses_the_one_parzen_protocol_and_one_gmm_fit(monkeypatch):
+    from sklearn.mixture import GaussianMixture
+
+    import genbench.metrics.likelihood.parzen as parzen_module
+
+    calls = {"select": 0, "fit": 0}
+    select, fit_ = parzen_module.select_parzen_sigma, GaussianMixture.fit
+
+    def counting_select(*a, **k):
+        calls["select"] += 1
+        return select(*a, **k)
+
+    def counting_fit(self, *a, **k):
+        calls["fit"] += 1
+        return fit_(self, *a, **k)
+
+    monkeypatch.setattr(parzen_module, "select_parzen_sigma", counting_select)
+    monkeypatch.setattr(GaussianMixture, "fit", counting_fit)
+    ds = load_dataset("mixture-ring")
+    samples = ds.sample(3000, seed=2)
+    rows = evaluate_likelihood(dataset=ds, samples=samples, n_test=400, n_val=300, gmm_components=(1, 8), seed=5)
+    # one model selection for the test rows, the train rows and the gap: sigma once, each count fitted once
+    assert calls == {"select": 1, "fit": 2}
+    monkeypatch.undo()
+    by = {(r.metric, r.protocol.ref): r for r in rows}
+    test_x, val_x = ds.test.x[:400], ds.val.x[:300]
+    ref = parzen_estimate(samples, val_x, test_x, grid=PARZEN_GRID_POINTS, space="points")
+    assert by["parzen", "test"].value == ref.value and by["parzen", "test"].params["sigma"] == ref.params["sigma"]
+    assert by["parzen", "test"].protocol.with_(seed=None) == ref.protocol
+    # the train rows are scored with the sigma and the mixture chosen once, on validation
+    train_x = ds.train.x[np.sort(np.random.default_rng(5).choice(len(ds.train.x), size=400, replace=False))]
+    sigma = ref.params["sigma"]
+    assert by["parzen", "train"].value == pytest.approx(parzen_log_likelihood(samples, train_x, sigma=sigma).mean(),
+                                                        rel=1e-12)
+    fit = gmm_log_likelihood(samples, test_x, validation=val_x, n_components_grid=(1, 8), reg_covar=1e-6, seed=5)
+    assert by["gmm", "test"].value == pytest.approx(fit.test_log_likelihood.mean(), rel=1e-12)
+    assert by["gmm", "train"].value == pytest.approx(
+        fit.model.score_samples(train_x.double().numpy()).mean(), rel=1e-12)
+    assert by["gmm", "test"].protocol.tuned == (("components", fit.n_components),)
+    assert by["gmm", "train"].params["components_grid"] == list(fit.table)
+
+
+def test_gmm_with_one_blas_thread_matches_plain_sklearn():
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(14)
+    s = np.concatenate([rng.normal(size=(800, 6)), rng.normal(3.0, 0.5, size=(400, 6))])
+    t, v = rng.normal(size=(100, 6)), rng.normal(size=(100, 6))
+    fit = gmm_log_likelihood(s, t, validation=v, n_components_grid=(3,), seed=2)
+    peer = GaussianMixture(3, covariance_type="full", reg_covar=1e-6, random_state=2).fit(s).score_samples(t)
+    np.testing.assert_allclose(fit.test_log_likelihood, peer, rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------- bits/dim on the data's grid (issue 12)
+
+
+@pytest.mark.parametrize("levels", [2, 17, 256])
+def test_bits_per_dim_of_a_discrete_model_follows_the_grid(levels):
+    """A mass over the L levels and the piecewise-constant density with the same bin masses on bins of
+    width 1/(L-1) centred on the grid points k/(L-1) must give the same bits/dim; uniform: log2 L."""
+    dim = 64
+    # uniform over the levels: log2 L bits/dim, as a mass and as its density (L-1)/L per dim
+    assert bits_per_dim(-dim * math.log(levels), dim, levels=levels, density=False) == pytest.approx(
+        math.log2(levels), rel=1e-12)
+    assert bits_per_dim(dim * math.log((levels - 1) / levels), dim, levels=levels) == pytest.approx(
+        math.log2(levels), rel=1e-12)
+    # a non-uniform categorical per pixel, on images drawn from it
+    rng = np.random.default_rng(levels)
+    probs = rng.dirichlet(np.ones(levels), size=dim)  # (D, L)
+    k = np.stack([rng.choice(levels, size=500, p=p) for p in probs], axis=1)  # (N, D) level indices
+    mass_ll = np.log(probs[np.arange(dim), k]).sum(1)
+    spacing = 1.0 / (levels - 1)
+    density_ll = np.log(probs[np.arange(dim), k] / spacing).sum(1)  # the bin's mass spread over its width
+    a = bits_per_dim(mass_ll.mean(), dim, levels=levels, density=False)
+    b = bits_per_dim(density_ll.mean(), dim, levels=levels, density=True)
+    assert a == pytest.approx(b, rel=1e-12)
+    assert a == pytest.approx(-mass_ll.mean() / (dim * math.log(2)), rel=1e-12)
+
+
+def test_evaluate_reports_a_density_model_in_bits_per_dim_of_its_grid():
+    """End to end on digits (17 levels stored as k/16): a model whose log_prob is the piecewise-constant
+    density of a uniform mass over the levels reports log2(17) bits/dim."""
+    ds = load_dataset("digits")
+
+    class UniformBins:
+        likelihood_kind = "exact"
+        likelihood_space = "density"
+
+        def log_prob(self, x):
+            return torch.full((len(x),), 64 * math.log(16 / 17), dtype=F64)  # (1/17) / (1/16) per pixel
+
+    rows = evaluate_likelihood(dataset=ds, model=UniformBins(), n_test=50)
+    test = next(r for r in rows if r.metric == "exact-loglik" and r.protocol.ref == "test")
+    assert test.params["bits_per_dim"] == pytest.approx(math.log2(17), rel=1e-12)
+    assert "log(16)" in test.params["dequantisation"]
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_every_likelihood_spec_has_family_kind_unit_and_returns_measurements():
+    from genbench.metrics import Measurement, specs
+    from genbench.results import ESTIMATOR_KINDS
+
+    likelihood = specs("likelihood")
+    assert {s.name for s in likelihood} == {"parzen", "gmm", "iwae", "elbo", "exact-loglik", "bound-loglik",
+                                            "true-loglik"}
+    for s in likelihood:
+        assert s.family == "likelihood" and s.kind in ESTIMATOR_KINDS and s.unit == "nats", s.name
+        assert s.needs in ("density", "model") and s.description and s.higher_is_better(s.name) is True
+    rng = np.random.default_rng(15)
+    samples, val, x = rng.random((200, 3)), rng.random((30, 3)), rng.random((40, 3))
+    for name in ("parzen", "gmm"):
+        m = METRICS.get(name).compute(samples, val, x)
+        assert isinstance(m, Measurement) and m.std_kind == "stderr" and len(m.parts) == 40
+        assert m.value == pytest.approx(m.parts.mean()) and m.std == pytest.approx(m.parts.std() / math.sqrt(40))
+        assert set(m.tuned) == {"sigma" if name == "parzen" else "components"} and "bits_per_dim" in m.params
+    ppca = PPCA(d=3, q=1, proposal="posterior")
+    m = METRICS.get("iwae").compute(ppca, ppca.sample(20, seed=0), k=4)
+    assert isinstance(m, Measurement) and m.value == pytest.approx(ppca.marginal(ppca.sample(20, seed=0)).mean())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,8 +37,12 @@ class MetricInputs:
     real_probs, fake_probs : class probabilities (IS, class coverage).
     train, heldout : training rows and held-out real rows in the same space (copy checks).
     centres, std : the true mixture's modes (coverage on synthetic mixtures).
+    val : validation rows, disjoint from ``x``, used only to tune a density estimate's
+        hyper-parameters (Parzen sigma, GMM components); counted on the row as ``validation``, not in
+        the protocol name (the tuned value is).
     train_ll, test_ll : per-example log-likelihoods.
-    model, x : a model and data, for metrics that call a model through a protocol.
+    model, x : a model and data, for metrics that call a model through a protocol; ``x`` is also the
+        data a density estimate scores. Its count is named by ``ref`` (``test``, ``train``).
     ref, heldout_split : the names of the reference and held-out splits (protocol fields).
     weights : the extractor's weights hash (protocol field).
     info : facts about the extractor recorded in the rows' params (``params["extractor"]``).
@@ -52,6 +56,7 @@ class MetricInputs:
     fake_probs: Any = None
     train: Any = None
     heldout: Any = None
+    val: Any = None
     centres: Any = None
     std: Any = None
     train_ll: Any = None
@@ -71,6 +76,12 @@ class MetricInputs:
     def args(self, needs: str) -> tuple[Any, ...]:
         return tuple(getattr(self, a) for a in NEEDS[needs])
 
+    def for_split(self, x: Any, ref: str) -> MetricInputs:
+        """The same inputs scoring another split ``x`` (named ``ref``), sharing the values built once per
+        evaluation (a sigma chosen on validation, a mixture fitted to the samples): the likelihood family
+        scores test and train rows with one model selection."""
+        return replace(self, x=x, ref=ref)  # replace passes _shared on: the same dict, not a copy
+
     def shared(self, key: str, factory: Callable[[MetricInputs], Any]) -> Any:
         """A value several metrics share (one nearest-neighbour search), built once."""
         if key not in self._shared:
@@ -82,9 +93,10 @@ class MetricInputs:
         names = {"features": (("real", "real"), ("fake", "fake")), "fake": (("fake", "fake"),),
                  "probs": (("fake", "fake_probs"),),
                  "samples": (("fake", "fake"), ("train", "train"), ("heldout", "heldout")),
-                 "mixture": (("fake", "fake"),), "density": (("samples", "fake"), ("x", "x")),
+                 "mixture": (("fake", "fake"),),
+                 "density": (("samples", "fake"), ("validation", "val"), (self.ref or "x", "x")),
                  "loglik": (("train", "train_ll"), ("test", "test_ll")),
-                 "model": (("x", "x"),)}[needs]
+                 "model": ((self.ref or "x", "x"),)}[needs]
         return {role: len(getattr(self, a)) for role, a in names if getattr(self, a) is not None}
 
 
@@ -158,7 +170,8 @@ def resolve(metrics: Iterable[str] | str | None, *, family: str | None,
 def evaluate_metrics(inputs: MetricInputs, *, metrics: Iterable[str] | str | None = None,
                      family: str | None = None, settings: Mapping[str, Mapping[str, Any]] | None = None,
                      seed: int = 0, device: Any = None, n_boot: int = 0, ci_level: float = 0.95,
-                     protocol_seed: int | None = None) -> list[MetricResult]:
+                     protocol_seed: int | None = None,
+                     measurements: dict[str, Measurement] | None = None) -> list[MetricResult]:
     """Run metric specs on ``inputs`` and return result rows with protocol records.
 
     Parameters
@@ -175,6 +188,9 @@ def evaluate_metrics(inputs: MetricInputs, *, metrics: Iterable[str] | str | Non
     device : passed to every compute that takes a device.
     n_boot : bootstrap replicates (0: none), for specs that declare how to bootstrap; rows then get a
         percentile ``ci`` at ``ci_level`` and, where they have no std of their own, the replicates' std.
+    measurements : a dict to fill with each computed output's :class:`Measurement` (per-example ``parts``
+        included), for callers that combine them further: the likelihood family's train/test gap is
+        computed from the per-example log-likelihoods of two evaluations.
 
     Returns
     -------
@@ -205,12 +221,14 @@ def evaluate_metrics(inputs: MetricInputs, *, metrics: Iterable[str] | str | Non
                                 if spec.needs == "probs" else ""))
         rows += _run_spec(spec, outputs, inputs, dict(settings.get(spec.name, {})), seed=seed, device=device,
                           n_boot=n_boot, ci_level=ci_level,
-                          protocol_seed=seed if protocol_seed is None else protocol_seed)
+                          protocol_seed=seed if protocol_seed is None else protocol_seed,
+                          measurements=measurements)
     return rows
 
 
 def _run_spec(spec: MetricSpec, outputs: Sequence[str], inputs: MetricInputs, kw: dict[str, Any], *, seed: int,
-              device: Any, n_boot: int, ci_level: float, protocol_seed: int) -> list[MetricResult]:
+              device: Any, n_boot: int, ci_level: float, protocol_seed: int,
+              measurements: dict[str, Measurement] | None = None) -> list[MetricResult]:
     accepted = spec.keywords
     bad = [k for k in kw if k not in accepted]
     if bad:
@@ -227,6 +245,8 @@ def _run_spec(spec: MetricSpec, outputs: Sequence[str], inputs: MetricInputs, kw
     args = inputs.args(spec.needs)
     raw, warn = _capture(lambda: spec.compute(*args, **kw))
     measured = _normalise(spec, raw)
+    if measurements is not None:
+        measurements.update({o: measured[o] for o in outputs})
     row_seed = protocol_seed if "seed" in accepted else None
     out = [_row(spec, o, measured[o], inputs, kw, spec.needs, warn=prep_warn + warn, seed=row_seed) for o in outputs]
     if n_boot:
@@ -259,9 +279,11 @@ def _row(spec: MetricSpec, output: str, m: Measurement, inputs: MetricInputs, kw
         if v is not None:
             fixed[pname] = v
     fixed.update(m.fixed)
-    two_sample = needs in ("features", "samples", "model", "loglik")
+    two_sample = needs in ("features", "samples", "model", "loglik", "density")
+    # data that only tuned a hyper-parameter is counted on the row; the protocol names the tuned value instead
     protocol = Protocol(
-        output + suffix, space=inputs.space if needs != "model" else (inputs.space or None), n=counts,
+        output + suffix, space=inputs.space if needs != "model" else (inputs.space or None),
+        n={k: v for k, v in counts.items() if k != "validation"},
         ref=inputs.ref if (two_sample or role) else None,
         heldout=inputs.heldout_split if needs == "samples" else None,
         fixed=fixed, tuned=dict(m.tuned), seed=seed,

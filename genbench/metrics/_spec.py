@@ -34,7 +34,8 @@ NEEDS = {
     "probs": ("fake_probs",),  # class probabilities of the samples (IS, class coverage)
     "samples": ("fake", "train", "heldout"),  # rows in one space: samples, training data, held-out data
     "mixture": ("fake", "centres", "std"),  # 2-D points and the true mixture's modes
-    "density": ("fake", "x"),  # samples that define a density, and the data it scores (Parzen, GMM)
+    # samples that define a density, validation rows that tune it (sigma, components), the rows it scores
+    "density": ("fake", "val", "x"),
     "loglik": ("train_ll", "test_ll"),  # per-example log-likelihoods
     "model": ("model", "x"),  # a model through a protocol, and data
 }
