@@ -459,31 +459,32 @@ def _ball_test(q: np.ndarray, ref: np.ndarray, qc: np.ndarray, rc: np.ndarray, q
     (``per_query=True``: q_i's own radius, shape (n_q,); the count is then of refs inside it).
 
     The GEMM expansion on centred rows (``qc``, ``rc`` with squared norms ``q2``, ``r2``) decides
-    every pair farther than a certified rounding bound from the radius; the rest (in practice
+    every pair farther than a certified rounding bound from the radius (per query row, with the
+    largest reference norm and radius); the rest (in practice
     exact ties: duplicates, lattice-valued features, pixels) are decided from explicit float64
     differences of the original rows ``q``, ``ref``, so the answer equals a brute-force float64
     computation. The bound, as in :mod:`genbench.metrics.neighbours`: a length-d float64 dot
     product and norms err by at most ``(d + 2) u |a||b|``-type terms and centring adds one
-    rounding per value, so ``|approx - exact| <= 2 (d + 8) u (|a| + |b|)^2`` (u = 2^-53); the
-    explicit-difference value itself may sit ``(d + 2) u`` relative from the true distance.
+    rounding per value, so ``|approx - exact| <= 2 (d + 8) u (|a| + max|b|)^2`` (u = 2^-53); the
+    explicit-difference value itself may sit ``(d + 2) u`` relative from the true distance
+    (``4 (d + 2) u`` times the radius is added for it).
     """
     d = q.shape[1]
-    qn, rn = np.sqrt(q2), np.sqrt(r2)
     c = 2.0 * (d + 8) * _U64
     slack = 4.0 * (d + 2) * _U64  # relative, for the exact value's own rounding
+    # one bound per query row (its norm with the largest reference norm, and the largest radius it
+    # is compared with): looser than per pair by a constant factor, but a vector, not a matrix, so
+    # the decision costs two comparisons per pair
+    band = c * (np.sqrt(q2) + math.sqrt(float(r2.max()))) ** 2 + slack * (rad if per_query else rad.max())
     counts = np.zeros(len(q), dtype=np.int64)
     for lo, hi in _blocks(len(q), len(ref), chunk_size):
-        approx = _sq_dists(qc[lo:hi], rc, q2[lo:hi], r2)
-        rb = rad[lo:hi, None] if per_query else rad[None, :]
-        # per-pair bound; one extra pass over the block, cheap next to the GEMM
-        band = qn[lo:hi, None] + rn[None, :]
-        band *= band
-        band *= c
-        band += slack * rb
-        sure = approx <= rb - band
-        unsure = approx <= rb + band
+        diff = _sq_dists(qc[lo:hi], rc, q2[lo:hi], r2)
+        diff -= rad[lo:hi, None] if per_query else rad[None, :]
+        b = band[lo:hi, None]
+        sure = diff <= -b
+        unsure = diff <= b
         unsure &= ~sure
-        counts[lo:hi] = sure.sum(axis=1)
+        counts[lo:hi] = np.count_nonzero(sure, axis=1)
         ii, jj = np.nonzero(unsure)
         if len(ii):
             radii = rad[lo + ii] if per_query else rad[jj]
