@@ -272,8 +272,12 @@ def transform_copy_rate(fake: Any, train: Any, test: Any, *, shape: Any = None, 
         f = f[:max_samples]
     kw = dict(shape=shp, max_shift=max_shift, flips=flips, brightness=brightness, contrasts=contrasts, fill=fill,
               device=device)
-    held = transform_neighbours(h, t, **kw)
-    fk = transform_neighbours(f, t, **kw)
+    # one search per member for held-out and generated rows together (each transformed training
+    # set is prepared once); rows do not interact, so this equals two separate searches
+    both = transform_neighbours(np.concatenate([h.astype(np.float64), f.astype(np.float64)]), t, **kw)
+    nh = len(h)
+    held = TransformMatch(both.distance[:nh], both.train_index[:nh], both.transform_index[:nh], both.family)
+    fk = TransformMatch(both.distance[nh:], both.train_index[nh:], both.transform_index[nh:], both.family)
     delta = float(np.quantile(held.distance, quantile))
     copies = fk.distance < delta
     rate = float(copies.mean())
