@@ -94,11 +94,27 @@ def test_chunking_does_not_change_tied_answers(digits):
     assert precision_recall(test, val, chunk_size=7) + density_coverage(test, val, chunk_size=7) == full
 
 
-def test_radii_equal_the_oracle_with_duplicates():
-    x = _lattice(6, 300, 4)
-    x = np.concatenate([x, x[:50]])  # exact duplicates: radius 0 for k=1 among them
-    for k in (1, 3, 5):
-        np.testing.assert_array_equal(np.sqrt(_kth_nn_sq_radius(x, k)), _radius(x, k))
+@pytest.mark.parametrize("case", ["lattice-d4-plus-copies", "lattice-d2-9-sites", "one-row-repeated-plus-3",
+                                  "all-identical", "distinct"])
+def test_radii_equal_the_oracle_with_duplicates(case):
+    # repeated rows are searched once and their radii rebuilt from multiplicities: check every branch
+    # (copies >= k: radius 0; fewer copies: the k-th neighbour counted with multiplicities; no repeats)
+    x = {
+        "lattice-d4-plus-copies": lambda: np.concatenate([_lattice(6, 300, 4), _lattice(6, 300, 4)[:50]]),
+        "lattice-d2-9-sites": lambda: _lattice(7, 40, 2),
+        "one-row-repeated-plus-3": lambda: np.concatenate([np.ones((10, 3)), _lattice(8, 3, 3) + 5.0]),
+        "all-identical": lambda: np.full((12, 4), 2.5),
+        "distinct": lambda: np.random.default_rng(9).permutation(1000)[:60, None] / 8.0 * np.ones(3),  # exact
+    }[case]()
+    for k in (1, 2, 3, 5, 8):
+        np.testing.assert_array_equal(np.sqrt(_kth_nn_sq_radius(x, k)), _radius(x, k), err_msg=f"k={k}")
+
+
+def test_a_collapsed_sample_set_equals_the_oracle(digits):
+    train, _, test = digits
+    fake = np.repeat(train[:7], 60, axis=0)[::-1]  # 420 samples, 7 images: radii 0, recall ~0
+    ours = precision_recall(test, fake, k=3) + density_coverage(test, fake, k=5)
+    assert ours == brute_prdc(test, fake)
 
 
 def test_continuous_features_are_unchanged_by_the_recheck():

@@ -444,11 +444,30 @@ def _kth_nn_sq_radius(x: np.ndarray, k: int) -> np.ndarray:
     included. The squared radius is recomputed from the explicit difference to the k-th neighbour,
     the same float64 arithmetic as every exact re-check in :func:`_ball_test`, so a point at
     exactly the radius compares equal to it.
+
+    Repeated rows (a mode-collapsed generator, replayed data) are searched once: a row with c
+    copies has c - 1 neighbours at distance 0, and its k-th neighbour is otherwise the first
+    distinct neighbour at which the copies counted so far reach k. This keeps the search's exact
+    fallback (taken where ties crowd its candidate margin) from running once per copy: 10,000
+    samples made of 20 images took 29 s without it, against 3.5 s for the old rounding-prone rule.
     """
     from genbench.metrics.neighbours import nearest_neighbours  # torch: imported only when needed
 
-    _, idx = nearest_neighbours(x, x, k=k, exclude_self=True)
-    return _exact_sq(x, x, ib=idx[:, k - 1])
+    u, inverse, mult = np.unique(x, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    if len(u) == len(x):
+        _, idx = nearest_neighbours(x, x, k=k, exclude_self=True)
+        return _exact_sq(x, x, ib=idx[:, k - 1])
+    need = k - (mult - 1)  # copies of a row fill its first mult - 1 neighbours at distance 0
+    rad_u = np.zeros(len(u))
+    open_ = np.flatnonzero(need > 0)
+    if len(open_):
+        kk = min(k, len(u) - 1)  # need <= k distinct neighbours, each with >= 1 copy
+        _, idx = nearest_neighbours(u, u, k=kk, exclude_self=True)
+        cum = np.cumsum(mult[idx[open_]], axis=1)
+        pos = np.argmax(cum >= need[open_, None], axis=1)  # first distinct neighbour reaching k
+        rad_u[open_] = _exact_sq(u, u, open_, idx[open_, pos])
+    return rad_u[inverse]
 
 
 def _ball_test(q: np.ndarray, ref: np.ndarray, qc: np.ndarray, rc: np.ndarray, q2: np.ndarray,
