@@ -233,3 +233,14 @@ def test_missing_or_wrong_shape_is_a_clear_error(digits):
         transform_copy_rate(test, train, test, shape=(1, 4, 4))
     with pytest.raises(ValueError, match="contrasts must be positive"):
         transform_copy_rate(test, train, test, shape=SHAPE, contrasts=(0.0,))
+
+
+def test_non_default_family_enters_the_protocol(digits):
+    train, _, test = digits
+    inputs = MetricInputs("pixels", fake=test[:50].reshape(50, -1), train=train.reshape(len(train), -1),
+                          heldout=test.reshape(len(test), -1), ref="train", heldout_split="test")
+    (row,) = evaluate_metrics(inputs, metrics=["transform-copy-rate"], settings={"transform-copy-rate": {
+        "shape": SHAPE, "contrasts": (0.9, 1.0, 1.1), "fill": "edge", "max_shift": 1}})
+    name = str(row.protocol)
+    assert "contrasts=0.9,1,1.1" in name and "fill=edge" in name and "shift=1" in name
+    assert row.params["family"]["members"] == 27

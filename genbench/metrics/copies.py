@@ -299,10 +299,14 @@ def transform_copy_rate(fake: Any, train: Any, test: Any, *, shape: Any = None, 
         warnings = (f"transform-copy-rate checked the first {len(f)} of {n_all} generated samples "
                     f"(max_samples={max_samples}); the rate's resolution is 1/{len(f)}",)
     n = _counts(f, t, h)
+    fixed: dict[str, Any] = {"q": quantile, "shift": int(max_shift), "flips": bool(flips),
+                             "brightness": bool(brightness), "checked": len(f)}
+    if [float(c) for c in contrasts] != [1.0]:  # the rest of the family enters the protocol when not default
+        fixed["contrasts"] = ",".join(f"{float(c):g}" for c in contrasts)
+    if fill != 0.0:
+        fixed["fill"] = fill
     return Measurement(
-        rate, n={**n, "fake": n_all, "checked": len(f)}, warnings=warnings,
-        fixed={"q": quantile, "shift": int(max_shift), "flips": bool(flips), "brightness": bool(brightness),
-               "checked": len(f)},
+        rate, n={**n, "fake": n_all, "checked": len(f)}, warnings=warnings, fixed=fixed,
         params={
             "threshold": delta,
             "threshold_rule": f"{quantile:g}-quantile of held-out -> transformed-train distances (numpy linear), "
