@@ -401,3 +401,22 @@ def test_every_quality_metric_is_registered_with_metadata_and_evaluated():
         # evaluate_quality produces every output, by output name and by registered name
         rows = evaluate_quality(real, fake, fake_probs=probs, extractor_id="pixels", ref_split="test", metrics=[name])
         assert [r.metric for r in rows if not r.metric.endswith("_real")] == list(e.obj.outputs)
+
+
+def test_density_is_target_valued_and_a_collapsed_set_scores_above_one():
+    # Naeem et al. 2020: density's ideal is about 1; mode collapse onto dense regions pushes it above 1.
+    # A "higher is better" direction would rank that collapsed set above the fresh sample: it must be a target.
+    rng = np.random.default_rng(21)
+    real = rng.normal(size=(600, 3))
+    fresh = rng.normal(size=(600, 3))
+    collapsed = 0.05 * rng.normal(size=(600, 3))
+    d_fresh, _ = density_coverage(real, fresh)
+    d_coll, c_coll = density_coverage(real, collapsed)
+    assert d_coll > 1.2 and c_coll < 0.2  # measured: density 1.326, coverage 0.028 (fresh: 0.985, 0.977)
+    assert abs(d_fresh - 1.0) < abs(d_coll - 1.0)  # closer to the target wins, though d_coll is larger
+    spec = spec_for_output("density")
+    assert spec.directions["density"] == 1.0 and spec.target("density") == 1.0
+    assert spec.higher_is_better("density") is None
+    assert spec.higher_is_better("coverage") is True
+    doc = density_coverage.__doc__
+    assert "target" in doc and "not* higher-is-better" in doc
