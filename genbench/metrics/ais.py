@@ -54,6 +54,7 @@ Grosse, Maddison & Salakhutdinov 2013, "Annealing between distributions by avera
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +67,11 @@ from torch import nn
 from genbench._validation import as_numpy, check_finite, check_positive
 from genbench.metrics import register_metric
 from genbench.results import MetricResult
+
+try:  # main's structured protocol record (after the results refactor); this branch names protocols by string
+    from genbench.results import Protocol as _Protocol
+except ImportError:  # pragma: no cover - depends on the branch
+    _Protocol = None
 
 __all__ = [
     "GAN_SIGMA_GRID",
@@ -517,10 +523,21 @@ def _run(model: Any, x: torch.Tensor, *, n_steps: int, n_chains: int, leapfrog: 
     )
 
 
-@register_metric(
-    "ais", higher_is_better=True, needs="model", family="likelihood", kind="lower-bound",
-    description="annealed importance sampling log p(x) (HMC, geometric path; Wu et al. 2017), nats/example",
-)
+# The registry's signature differs between this branch (``higher_is_better=``) and main after the
+# metric-spec refactor (``direction=``, MetricSpec options such as ``unit`` / ``default``); register
+# through whichever is present, so that importing genbench.metrics never fails on either. AIS is
+# expensive: never computed by default.
+_AIS_META: dict[str, Any] = {
+    "family": "likelihood", "needs": "model", "kind": "lower-bound",
+    "description": "annealed importance sampling log p(x) (HMC, geometric path; Wu et al. 2017), nats/example",
+}
+if "direction" in inspect.signature(register_metric).parameters:
+    _AIS_META.update(direction="higher", unit="nats", default=False)
+else:
+    _AIS_META.update(higher_is_better=True)
+
+
+@register_metric("ais", **_AIS_META)
 def ais_log_likelihood(model: Any, x: Any, *, n_steps: int = 1000, n_chains: int = 16, leapfrog: int = 10,
                        target_accept: float = 0.65, step_size: float = 0.01, initial: str = "prior",
                        schedule: str | Sequence[float] = "sigmoid", batch_size: int = 64, seed: int = 0,
@@ -763,6 +780,26 @@ def _space(model: Any, model_space: str | None) -> str:
     return space
 
 
+def _protocol(*, n_chains: int, n_steps: int, leapfrog: int, sigma: float | None, sigma_tuned: bool, initial: str,
+              schedule: str, ref: str, n: int, seed: int) -> Any:
+    """``ais@chains=C/steps=T/leapfrog=L[/sigma=s][/init=..][/schedule=..]/ref=R/n=N`` on this branch; a
+    ``genbench.results.Protocol`` record (sigma tuned on validation, or fixed when given) where it exists."""
+    fixed: dict[str, Any] = {"chains": int(n_chains), "steps": int(n_steps), "leapfrog": int(leapfrog)}
+    tuned: dict[str, Any] = {}
+    if sigma is not None:
+        (tuned if sigma_tuned else fixed)["sigma"] = float(f"{sigma:.3g}")
+    if initial != "prior":
+        fixed["init"] = initial
+    if schedule != "sigmoid":
+        fixed["schedule"] = schedule
+    if _Protocol is not None:
+        return _Protocol("ais", n={ref: n}, ref=ref, fixed=fixed, tuned=tuned, seed=int(seed))
+    parts = [f"{k}={v:.3g}" if k == "sigma" else f"{k}={v}" for k, v in {**fixed, **tuned}.items()]
+    order = ["chains", "steps", "leapfrog", "sigma", "init", "schedule"]
+    parts.sort(key=lambda p: order.index(p.split("=")[0]))
+    return "ais@" + "/".join(parts) + f"/ref={ref}/n={n}"
+
+
 def evaluate_ais(model: Any, test: Any, validation: Any = None, *, n_steps: int = 1000, n_chains: int = 16,
                  leapfrog: int = 10, target_accept: float = 0.65, step_size: float = 0.01, initial: str = "prior",
                  schedule: str = "sigmoid", bdmc_examples: int = 16, bdmc_steps: int | None = None,
@@ -812,7 +849,6 @@ def evaluate_ais(model: Any, test: Any, validation: Any = None, *, n_steps: int 
         "(a discrete decoder's probability mass vs a Gaussian density)."
     ]
     params: dict[str, Any] = {}
-    sig_part = ""
     if not callable(getattr(model, "log_likelihood", None)) and callable(getattr(model, "generate", None)):
         if sigma is None:
             if validation is None:
@@ -832,7 +868,6 @@ def evaluate_ais(model: Any, test: Any, validation: Any = None, *, n_steps: int 
             if len(sigma_grid) > 1 and sigma in (min(sigma_grid), max(sigma_grid)):
                 warnings_.append(f"sigma={sigma:.4g} is at the edge of the grid; widen it.")
         model = GaussianObservationModel(model, sigma)
-        sig_part = f"/sigma={float(sigma):.3g}"
         params.update(sigma=float(sigma), observation_model="N(G(z), sigma^2 I), prior N(0, I)")
     est = ais_log_likelihood(model, xt, n_steps=n_steps, n_chains=n_chains, leapfrog=leapfrog,
                              target_accept=target_accept, step_size=step_size, initial=initial, schedule=schedule,
@@ -855,9 +890,9 @@ def evaluate_ais(model: Any, test: Any, validation: Any = None, *, n_steps: int 
     dim = int(xt[0].numel())
     mean, se = est.mean, est.mean_stderr
     offset = math.log(levels) if (levels is not None and space == "density") else 0.0
-    extra = "" if initial == "prior" else f"/init={initial}"
-    extra += "" if schedule == "sigmoid" else f"/schedule={schedule}"
-    protocol = f"ais@chains={n_chains}/steps={n_steps}/leapfrog={leapfrog}{sig_part}{extra}/ref={ref}/n={n}"
+    protocol = _protocol(n_chains=n_chains, n_steps=n_steps, leapfrog=leapfrog, sigma=params.get("sigma"),
+                         sigma_tuned="sigma_grid" in params, initial=initial, schedule=schedule, ref=ref, n=n,
+                         seed=seed)
     params.update(
         n_steps=int(n_steps), n_chains=int(n_chains), leapfrog=int(leapfrog), target_accept=float(target_accept),
         schedule=schedule, initial=initial, initial_step_size=float(step_size), seed=int(seed),
