@@ -14,6 +14,22 @@ then on the first ``--n-test`` test digits computes
   AIS beside IWAE-k on the same model (these share a column with each other, not with the above).
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/ais_digits.py --steps 200 --chains 8``
+
+Measured 2026-12-02 (seed 0, 100 test digits, 500 steps x 8 chains, 10 leapfrog steps, BDMC on 16
+simulated digits; nats per example, +- standard error over examples; a busy 2-core CPU, ~40 min):
+
+=====  ===============  =======================  ===================  ==============  ==============
+model  Parzen (s=0.167)  AIS, own sigma (gap)     AIS, sigma=0.1       IWAE-1000 (cat)  AIS (cat, gap)
+=====  ===============  =======================  ===================  ==============  ==============
+VAE    25.14 +- 0.90     20.73 +- 0.62 (0.2, -0.1) 21.43 +- 2.41         -89.60 +- 1.08  -89.48 (0.00)
+AAE    21.27 +- 1.00     18.18 +- 0.69 (0.2, -0.1) 12.16 +- 2.76         -94.58 +- 1.05  -91.32 (0.02)
+GAN    21.35 +- 0.83     44.46 +- 0.88 (0.1, 0.58) (sigma 0.1 selected)  -               -
+=====  ===============  =======================  ===================  ==============  ==============
+
+Parzen ranks VAE > GAN ~ AAE; AIS ranks GAN > VAE > AAE at each model's own sigma and at one common
+sigma: the VAE/GAN order flips (as in Wu et al. 2017, Parzen misjudges GANs). AIS beats the AAE's
+IWAE-1000 by 3.27 +- 0.12 nats (its fixed-width proposal makes the bound loose) and the VAE's by
+0.12 +- 0.05.
 """
 
 from __future__ import annotations
