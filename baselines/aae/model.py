@@ -91,6 +91,20 @@ class AAE(TrainableModel):
         c = torch.randint(0, self.config.mog_components, (n,), generator=generator, device=dev)
         return self.mog_means[c] + self.config.mog_std * eps
 
+    def sample_prior(self, n: int, *, generator: torch.Generator) -> torch.Tensor:
+        """z ~ p(z): (n, Z) drawn with ``generator`` on its device (AIS, genbench.metrics.ais)."""
+        dev = generator.device
+        eps = torch.randn((n, self.z_dim), generator=generator, device=dev)
+        if self.config.prior == "normal":
+            return eps
+        c = torch.randint(0, self.config.mog_components, (n,), generator=generator, device=dev)
+        return self.mog_means.to(dev)[c] + self.config.mog_std * eps
+
+    @torch.no_grad()
+    def sample_observation(self, z: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        """x ~ p(x|z) for z (N, Z): (N, *shape), drawn with ``generator`` (on the model's device; BDMC)."""
+        return self.obs.sample(self.decoder(z.to(self.device)), generator)
+
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) summed over latent dims: (..., N, Z) -> (..., N)."""
         z = z.float()

@@ -88,6 +88,11 @@ class GAN(TrainableModel):
         # clamp: tanh in float32 reaches exactly +-1, but (y + 1) * scale may round past hi
         return ((y + 1.0) * (0.5 * (self.hi - self.lo)) + self.lo).clamp(self.lo, self.hi)
 
+    @property
+    def z_dim(self) -> int:
+        """Latent dimension; z ~ N(0, I) (read by genbench.metrics.ais.GaussianObservationModel)."""
+        return self.config.z_dim
+
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """G(z) in data space: (N, z_dim) -> (N, *shape)."""
         return self._from_net(self.g(z))

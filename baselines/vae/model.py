@@ -109,6 +109,15 @@ class VAE(TrainableModel):
         mu, logvar = self.encode_params(x.to(self.device))
         return D.Independent(D.Normal(mu, torch.exp(0.5 * logvar)), 1)
 
+    def sample_prior(self, n: int, *, generator: torch.Generator) -> torch.Tensor:
+        """z ~ N(0, I): (n, Z) drawn with ``generator`` on its device (AIS, genbench.metrics.ais)."""
+        return torch.randn((n, self.z_dim), generator=generator, device=generator.device)
+
+    @torch.no_grad()
+    def sample_observation(self, z: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        """x ~ p(x|z) for z (N, Z): (N, *shape), drawn with ``generator`` (on the model's device; BDMC)."""
+        return self.obs.sample(self.decode_params(z.to(self.device)), generator)
+
     def elbo_terms(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(E_q log p(x|z) estimated with noise ``eps`` of shape (S, N, Z), KL(q || p)) per example."""
         mu, logvar = self.encode_params(x)
