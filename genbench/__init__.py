@@ -28,6 +28,7 @@ _LAZY = {
     "ResultsStore": "genbench.store",
     "RunFolder": "genbench.runs",
     "score": "genbench.scoring",
+    "load_generator": "genbench.loading",
     "run_matrix": "genbench.matrix",
     "load_matrix": "genbench.matrix",
 }

@@ -343,7 +343,7 @@ def _score_samples(samples: Any, reference: Any, *, families: Any, train: Any, e
             f"{ref_shape}; generate samples shaped like the reference (channels first, same size)."
         )
     # copy checks need training data: --train, else the reference dataset's own train split
-    builtin_ref = isinstance(reference, str) and not _is_prefixed(reference) and not _is_stats(reference)
+    builtin_ref = isinstance(reference, str) and not _is_stats(reference) and not _is_prefixed(reference)
     train_x, train_key, train_desc = None, None, None
     if train is not None:
         tr_ds = _as_dataset(train, "train", resize=resize, grayscale=grayscale)
@@ -422,7 +422,7 @@ def _score_generator(spec: Any, reference: Any, *, families: Any, evaluation: An
     from genbench.matrix import EvalConfig
     from genbench.runs import RunFolder, results_dir
 
-    if not isinstance(reference, str) or _is_prefixed(reference) or _is_stats(reference):
+    if not isinstance(reference, str) or _is_stats(reference) or _is_prefixed(reference):
         raise ValueError("a generator is scored against a built-in dataset's split (--reference digits --split "
                          "test), as in the matrix; npz:/folder:/stats: references are for sample sets "
                          "(write samples with the generator and score them with --samples).")
