@@ -223,8 +223,14 @@ def _run_id(name: str, dataset: str, seed: int, config: dict[str, Any]) -> str:
     from genbench._io import hash_text
     from genbench.runs import safe_name
 
+    def part(s: str) -> str:
+        try:
+            return safe_name(s)
+        except ValueError:  # a label of symbols only: the label stays in the record, the folder gets a word
+            return "x"
+
     h = hash_text(json.dumps(config, sort_keys=True, default=str))[:10]
-    return f"score-{safe_name(name)[:40]}-{safe_name(dataset)[-24:]}-s{seed}-{h}"
+    return f"score-{part(name)[:40]}-{part(dataset)[-24:]}-s{seed}-{h}"
 
 
 def score_run(

@@ -134,7 +134,8 @@ def test_torch_export_and_torchscript_programs(matrix_run, tmp_path):
     assert torch.allclose(load_generator(tmp_path / "static.pt2").sample(50, seed=7), a, atol=1e-6)
 
     ts = torch.jit.script(H.tiny_decoder())
-    torch.jit.save(ts, str(tmp_path / "g.ts"), _extra_files={"genbench.json": json.dumps({"z_dim": 4, "latent": "normal"})})
+    meta = json.dumps({"z_dim": 4, "latent": "normal"})
+    torch.jit.save(ts, str(tmp_path / "g.ts"), _extra_files={"genbench.json": meta})
     tsg = load_generator(tmp_path / "g.ts")
     assert torch.allclose(tsg.sample(50, seed=7), a, atol=1e-6)
     score_run(generator=str(tmp_path / "g.ts"), reference="digits", results=res, name="scripted",
@@ -293,3 +294,17 @@ def test_cli_score_generator_json_and_stats_reference(tmp_path, capsys, digits):
         score(f"npz:{tmp_path / 'f.npz'}", f"stats:{tmp_path / 'stats.npz'}", extractor="pixels",
               families=("quality",), metrics=["fid"])
     assert math.isfinite(direct[0].value)
+
+
+def test_a_genbench_train_run_folder(tmp_path):
+    """`genbench train`'s run folder scores with its model's protocols: IWAE and ELBO from the VAE."""
+    from genbench.harness import train_run
+
+    res = tmp_path / "results"
+    rec = train_run("vae", "digits", seed=1, results_dir=res, train_overrides={"steps": 20}, progress=False)
+    out = score_run(generator=rec["path"], reference="digits", results=res, seed=1, families=("likelihood",),
+                    **FAST)
+    iwae = [r for r in out.rows if r.metric == "iwae"]
+    assert iwae and all(r.kind == "lower-bound" and math.isfinite(r.value) for r in iwae)
+    assert out.record["family"] == "vae" and out.record["config"]["source"]["format"] == "genbench-run"
+    assert {r["kind"] for r in ResultsStore(res).runs()} == {"train", "score"}

@@ -12,7 +12,6 @@ from genbench.features import extract, get_extractor
 from genbench.metrics.quality import frechet_distance
 from genbench.scoring import default_extractor, format_table, score
 
-
 Q = ("quality",)  # these tests are about the quality rows; the other families are in test_score_external.py
 
 
