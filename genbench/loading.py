@@ -371,8 +371,6 @@ def _load_torchscript(path: Path, *, z_dim: int | None, latent: str | None, devi
             raise LoadError(f"{path}: torch.jit.load failed ({type(e).__name__}: {e}).") from e
     mod.eval()
     meta = _meta(extra.get(META_NAME), path)
-    if callable(getattr(mod, "sample", None)) and z_dim is None and "z_dim" not in meta:
-        raise LoadError(f"{path}: TorchScript generators are called on latents; pass --z-dim.")
     z, lat = _latent_settings(meta, z_dim, latent, path)
     gen = ProgramGenerator(mod, z_dim=z, latent=lat, device=device, batch=512, what=f"TorchScript module {path.name}")
     return Loaded(gen, {"format": "torchscript", "z_dim": z, "latent": lat, "metadata": meta})
@@ -383,7 +381,11 @@ def _torch_load(path: Path, *, trust: bool) -> Any:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if not trust:
-            raise LoadError(UNSAFE.format(path=path, why=str(e).splitlines()[0][:200])) from e
+            # torch names what it refused ("Unsupported global: GLOBAL pathlib.Path.touch ..."); say that much
+            m = re.search(r"GLOBAL (\S+)", str(e))
+            why = (f"it refers to the Python object {m.group(1)}, which is not a tensor or a plain container"
+                   if m else "torch.load(weights_only=True) refused it")
+            raise LoadError(UNSAFE.format(path=path, why=why)) from e
     except Exception as e:
         raise LoadError(f"{path}: cannot be read with torch.load(weights_only=True) ({type(e).__name__}: "
                         f"{e}).") from e
