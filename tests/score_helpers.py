@@ -114,3 +114,13 @@ class Marker:
         import pathlib
 
         return (pathlib.Path.touch, (pathlib.Path(self.path),))
+
+
+class LateNaN:
+    """Good on the first small check batch, NaN in the full draw: fails after the run folder is being assembled."""
+
+    def sample(self, n: int, *, seed: int) -> torch.Tensor:
+        x = torch.full((n, 1, 8, 8), 0.5)
+        if n > 8:
+            x[-1] = float("nan")
+        return x

@@ -52,7 +52,8 @@ def _frame(res):
 
 
 def _nothing_stored(res):
-    return not (res / "runs").exists() or not any((res / "runs").iterdir()), ResultsStore(res).runs()
+    empty = not (res / "runs").exists() or not any((res / "runs").iterdir())
+    return empty and not (res / ".staging").exists(), ResultsStore(res).runs()
 
 
 def test_identity_with_the_matrix_cell_and_checkpoint_inputs(matrix_run):
@@ -239,6 +240,7 @@ def test_a_pt2_that_would_unpickle_is_refused(tmp_path):
 @pytest.mark.parametrize("spec, kwargs, message", [
     ("score_helpers:Tanh", {}, r"outside the declared range \[0.0, 1.0\] \(min -1, max 1\)"),
     ("score_helpers:NaNs", {}, r"NaN"),
+    ("score_helpers:LateNaN", {}, r"64 NaN and 0 Inf values in 1 of 300 samples \(first at index 299\)"),
     ("score_helpers:Flat", {}, r"shape \(8, 64\), expected \(8, 1, 8, 8\)"),
     ("score_helpers:Uint8", {}, r"dtype torch.uint8; expected a floating-point tensor"),
     ("score_helpers:raising_factory", {}, r"the factory raised RuntimeError: the weights server is down"),
