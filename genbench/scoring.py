@@ -504,6 +504,11 @@ def _store(out: ScoreRun, *, results: Any, name: str | None, seed: int, timings:
     if "fake" in info:  # a sample set: keep (the first 2,000 of) what was scored
         p = atomic_save_npz(rf.artifacts / "samples.npz", x=info["fake"][:2000].numpy())
         artifacts["samples"] = str(p.relative_to(rf.path))
+        if info["fake"].ndim == 4:
+            from genbench.reports.grids import write_sample_grid
+
+            g = write_sample_grid(rf.artifacts / "samples.png", info["fake"][:64].numpy())
+            artifacts["sample_grid"] = str(g.relative_to(rf.path))
     rf.write_config(config)
     record = {
         "schema": SCHEMA_VERSION, "run_id": run_id, "kind": "score", "matrix": None, "generator": label,

@@ -95,7 +95,8 @@ def test_sample_set_npz_is_stored_beside_the_matrix(matrix_run, tmp_path, digits
                                                                                           "parzen", "gmm"}
     assert (df.kind == "cell").any()
     assert out.path.name.startswith("score-b_val_b-digits-s0-")  # the label is data; the folder name is safe
-    assert (out.path / "artifacts" / "samples.npz").is_file()
+    for k in ("samples", "sample_grid"):
+        assert (out.path / out.record["artifacts"][k]).is_file()
 
 
 def test_real_splits_as_samples_fid_zero_and_copying_flagged(digits):
