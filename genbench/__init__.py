@@ -28,7 +28,12 @@ _LAZY = {
     "ResultsStore": "genbench.store",
     "RunFolder": "genbench.runs",
     "score": "genbench.scoring",
+    "load_generator": "genbench.loading",
     "run_matrix": "genbench.runner",
+    "Protocol": "genbench.results",
+    "RunRecord": "genbench.results",
+    "evaluate_samples": "genbench.evaluate",
+    "evaluate_model": "genbench.evaluate",
     "load_matrix": "genbench.matrix",
 }
 

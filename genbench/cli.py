@@ -148,17 +148,52 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_score(args: argparse.Namespace) -> int:
-    from genbench.scoring import format_table, score
+def _resize(v: str | None) -> tuple[int, int] | None:
+    if v is None:
+        return None
+    try:
+        h, w = (int(t) for t in v.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"error: --resize expects HxW (e.g. 28x28), got {v!r}") from None
+    return h, w
 
-    results = score(
-        args.samples, args.reference, extractor=args.extractor, split=args.split,
-        metrics=args.metrics.split(",") if args.metrics else None, seed=args.seed, n_boot=args.n_boot,
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from genbench.runs import results_dir
+    from genbench.scoring import format_table, score_run
+
+    out = score_run(
+        args.samples, args.reference, generator=args.generator, name=args.name,
+        results=None if args.no_store else results_dir(args.results),
+        families=tuple(args.families.split(",")) if args.families else None, train=args.train,
+        extractor=args.extractor, split=args.split, metrics=args.metrics.split(",") if args.metrics else None,
+        seed=args.seed, n_boot=args.n_boot, n_samples=args.n_samples, iwae_k=args.iwae_k, n_test=args.n_test,
+        device=args.device, weights=args.weights, resize=_resize(args.resize), grayscale=args.grayscale,
+        z_dim=args.z_dim, latent=args.latent, entry=args.entry, trust_checkpoint=args.trust_checkpoint,
+        cache_dir=args.cache_dir,
     )
+    rec = out.record or {}
     if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
+        print(json.dumps({"run_id": rec.get("run_id"), "path": str(out.path) if out.path else None,
+                          "name": rec.get("generator"), "dataset": rec.get("dataset"), "seed": args.seed,
+                          "metrics": [r.to_dict() for r in out.rows]}, indent=2, default=str))
     else:
-        print(format_table(results))
+        print(format_table(out.rows))
+        if out.path is not None:
+            print(f"stored as run {rec['run_id']} ({rec['generator']!r}) in {out.path.parent.parent}; "
+                  "`genbench report` shows it beside the matrix runs")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from genbench.scoring import load_stats, write_stats
+
+    p = write_stats(args.reference, args.out, extractor=args.extractor, split=args.split, device=args.device,
+                    cache_dir=args.cache_dir, weights=args.weights, resize=_resize(args.resize),
+                    grayscale=args.grayscale)
+    meta = load_stats(p)["meta"]
+    print(f"{p}: {meta['n']} reference features of {meta['reference']} ({meta['split']}) with "
+          f"{meta['extractor_id']}; score against it with --reference stats:{p}")
     return 0
 
 
@@ -212,16 +247,57 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="training override")
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("score", help="score a sample set against a reference with the sample-quality metrics")
-    s.add_argument("--samples", required=True, help="npz:PATH, folder:PATH or a dataset name")
-    s.add_argument("--reference", required=True, help="a dataset name (digits, mnist, ...) or npz:/folder:")
-    s.add_argument("--extractor", default=None, help="domain:<dataset>, pixels or inception-v3-compat")
+    s = sub.add_parser("score", help="score a sample set or a generator by the matrix's protocols and store it as "
+                       "a run beside the matrix runs")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--samples", help="npz:PATH, folder:PATH or a dataset name (its --samples-split)")
+    what.add_argument("--generator", help="a torch.export .pt2, a TorchScript file, package.module:factory, a "
+                      ".safetensors/.pt state dict (with --entry), or a genbench checkpoint or run folder")
+    s.add_argument("--reference", required=True, help="a dataset name (digits, mnist, ...), npz:/folder: real "
+                   "images, or stats:FILE from `genbench stats` (sample sets)")
     s.add_argument("--split", default="test", help="reference split for built-in datasets")
-    s.add_argument("--metrics", default=None, help="comma-separated metric names (default: all quality metrics)")
+    s.add_argument("--samples-split", default="train", help="split used when --samples names a dataset")
+    s.add_argument("--train", default=None, help="training data for the copy checks (default: the reference "
+                   "dataset's train split)")
+    s.add_argument("--name", default=None, help="the row label in tables and reports (default: the file's name)")
+    s.add_argument("--families", default=None, help="comma-separated: quality,likelihood,overfitting,coverage "
+                   "(default: every family the input allows)")
+    s.add_argument("--extractor", default=None, help="domain (the dataset's domain classifier, or pixels where "
+                   "there is none), domain:<dataset>, pixels or inception-v3-compat")
+    s.add_argument("--weights", default=None, help="the inception-v3-compat weights file")
+    s.add_argument("--resize", default=None, metavar="HxW", help="resize folder: images to H x W")
+    s.add_argument("--grayscale", action="store_true", default=None, help="read folder: images as grey")
+    s.add_argument("--metrics", default=None, help="comma-separated quality outputs of a sample set (default: all)")
+    s.add_argument("--n-samples", type=int, default=10000, help="samples drawn from a generator")
+    s.add_argument("--iwae-k", type=int, default=1000, help="importance samples for latent-variable models")
+    s.add_argument("--n-test", type=int, default=0, help="test examples for likelihoods (0: the whole split)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--n-boot", type=int, default=0)
+    s.add_argument("--device", default=None, help="auto, cpu or cuda")
+    s.add_argument("--z-dim", type=int, default=None, help="latent size of a program mapping latents to samples")
+    s.add_argument("--latent", choices=("normal", "uniform"), default=None,
+                   help="latent distribution: normal N(0, I) or uniform U[-1, 1) (default: the file's, else normal)")
+    s.add_argument("--entry", default=None, metavar="MODULE:FACTORY", help="builds the module a state dict loads into")
+    s.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow a .pt that needs full unpickling (runs code from the file: only for files you trust)")
+    s.add_argument("--results", help="results directory (default $GENBENCH_RESULTS or ./results)")
+    s.add_argument("--no-store", action="store_true", help="print only; do not store the score as a run")
+    s.add_argument("--cache-dir", default=None, help="feature cache root (default $GENBENCH_CACHE)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=cmd_score)
+
+    st = sub.add_parser("stats", help="write a reference's features to a statistics file for `score --reference "
+                        "stats:FILE`")
+    st.add_argument("reference", help="a dataset name or npz:/folder: real images")
+    st.add_argument("-o", "--out", required=True, help="the statistics file (.npz)")
+    st.add_argument("--extractor", default="domain", help="domain, domain:<dataset>, pixels or inception-v3-compat")
+    st.add_argument("--split", default="test")
+    st.add_argument("--weights", default=None, help="the inception-v3-compat weights file")
+    st.add_argument("--resize", default=None, metavar="HxW")
+    st.add_argument("--grayscale", action="store_true", default=None)
+    st.add_argument("--device", default=None)
+    st.add_argument("--cache-dir", default=None)
+    st.set_defaults(func=cmd_stats)
 
     rp = sub.add_parser("report", help="write comparison tables (CSV and text) from the results store")
     rp.add_argument("--results", help="results directory")

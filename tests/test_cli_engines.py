@@ -13,26 +13,38 @@ from genbench.data import load_dataset
 
 def test_score_npz_against_digits_prints_a_table_with_protocols(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
+    res = tmp_path / "results"
     ds = load_dataset("digits")
     fake = (ds.val.x.numpy() * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)  # NHWC uint8
     np.savez(tmp_path / "fake.npz", x=fake)
-    assert main(["score", "--samples", f"npz:{tmp_path / 'fake.npz'}", "--reference", "digits"]) == 0
+    spec = ["score", "--samples", f"npz:{tmp_path / 'fake.npz'}", "--reference", "digits", "--results", str(res)]
+    assert main(spec + ["--families", "quality,coverage"]) == 0
     out = capsys.readouterr().out
     for name in ("fid@domain-digits", "kid@domain-digits", "precision@", "recall@", "density@", "coverage@", "is@"):
         assert name in out, out
     assert "n=180v180" in out  # sample counts are part of every protocol name: equal n (180 samples)
-    assert main(["score", "--samples", f"npz:{tmp_path / 'fake.npz'}", "--reference", "digits", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    fid = next(r for r in rows if r["metric"] == "fid")
+    assert "stored as run score-fake-digits-s0-" in out
+    assert main(spec + ["--json", "--families", "quality", "--name", "val split"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    fid = next(r for r in doc["metrics"] if r["metric"] == "fid")
     assert fid["value"] > 0 and fid["n"] == {"real": 180, "fake": 180}
+    assert doc["name"] == "val split" and doc["run_id"].startswith("score-val_split-digits-s0-")
+    # `genbench report` puts the scored rows in the dataset's comparison table
+    assert main(["report", "--results", str(res)]) == 0
+    table = next(p for p in capsys.readouterr().out.split() if p.endswith("comparison_digits.csv"))
+    text = open(table).read()
+    assert "val split" in text and "fake" in text
 
 
 def test_score_bad_samples_is_a_clear_error(tmp_path, capsys):
     bad = np.full((10, 8, 8), np.nan, dtype=np.float32)
     np.savez(tmp_path / "bad.npz", x=bad)
-    assert main(["score", "--samples", f"npz:{tmp_path / 'bad.npz'}", "--reference", "digits"]) == 2
+    res = tmp_path / "results"
+    assert main(["score", "--samples", f"npz:{tmp_path / 'bad.npz'}", "--reference", "digits", "--results",
+                 str(res)]) == 2
     err = capsys.readouterr().err
     assert "bad.npz" in err and "NaN" in err
+    assert not (res / "runs").exists()
 
 
 @pytest.mark.timeout(300)

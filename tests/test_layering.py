@@ -42,6 +42,7 @@ LEVELS = {
     "api": 3, "cli": 3, "__main__": 3,
     # fetch: orchestration of data (data_root) and features (cache_root, weight formats)
     "fetch": 2,
+    "loading": 2,
 }
 # level-1 imports across siblings that the design allows (importer -> imported)
 SIBLING_OK = {("features", "data"), ("metrics", "data")}

@@ -13,6 +13,8 @@ from genbench.harness import derive_seed
 from genbench.metrics.quality import frechet_distance
 from genbench.scoring import default_extractor, format_table, score
 
+Q = ("quality",)  # these tests are about the quality rows; the other families are in test_score_external.py
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
@@ -28,7 +30,7 @@ def write_npz(path, x: torch.Tensor):
 def test_score_npz_against_digits(tmp_path, cache, digits):
     fake = digits.train.x[:300]
     spec = write_npz(tmp_path / "fake.npz", fake)
-    rows = score(spec, "digits", cache_dir=cache)
+    rows = score(spec, "digits", cache_dir=cache, families=Q)
     by = {r.metric: r for r in rows}
     assert list(by) == ["fid", "is", "is_real", "kid", "precision", "recall", "density", "coverage", "vendi",
                         "vendi_real"]
@@ -53,7 +55,7 @@ def test_score_npz_against_digits(tmp_path, cache, digits):
     assert str(whole[0].protocol) == f"fid@{ext.id}/n=359v359/ref=test"
     assert whole[0].value == pytest.approx(frechet_distance(real_f, fake359), rel=1e-12)
     # a tensor of the same images scores the same
-    again = score((fake * 255).round() / 255, "digits", cache_dir=cache, metrics=["fid"])
+    again = score((fake * 255).round() / 255, "digits", cache_dir=cache, families=Q, metrics=["fid"])
     assert again[0].value == pytest.approx(by["fid"].value, rel=1e-12)
 
 
@@ -64,9 +66,9 @@ def test_score_orders_good_and_bad_samples(tmp_path, cache, digits):
     bad = write_npz(tmp_path / "bad.npz", noisy)
     collapsed = write_npz(tmp_path / "collapsed.npz", digits.train.x[:1].repeat(400, 1, 1, 1))
     metrics = ["fid", "precision", "recall"]
-    s_good = {r.metric: r.value for r in score(good, "digits", cache_dir=cache, metrics=metrics)}
-    s_bad = {r.metric: r.value for r in score(bad, "digits", cache_dir=cache, metrics=metrics)}
-    s_col = {r.metric: r.value for r in score(collapsed, "digits", cache_dir=cache, metrics=metrics)}
+    s_good = {r.metric: r.value for r in score(good, "digits", cache_dir=cache, families=Q, metrics=metrics)}
+    s_bad = {r.metric: r.value for r in score(bad, "digits", cache_dir=cache, families=Q, metrics=metrics)}
+    s_col = {r.metric: r.value for r in score(collapsed, "digits", cache_dir=cache, families=Q, metrics=metrics)}
     assert s_good["fid"] < s_bad["fid"] and s_good["fid"] < s_col["fid"]
     assert s_col["recall"] < 0.05 < s_good["recall"]  # one image repeated covers almost nothing
 
@@ -77,19 +79,19 @@ def test_score_defaults_and_errors(tmp_path, cache, digits):
     ref = write_npz(tmp_path / "ref.npz", digits.test.x[:120])
     fake = write_npz(tmp_path / "f.npz", digits.val.x[:100])
     assert default_extractor(ref) == "pixels"
-    rows = score(fake, ref, cache_dir=cache, metrics=["fid", "kid"], kid_subset_size=50, kid_subsets=5)
+    rows = score(fake, ref, cache_dir=cache, families=Q, metrics=["fid", "kid"], kid_subset_size=50, kid_subsets=5)
     assert str(rows[0].protocol) == "fid@pixels/n=100v100/ref=all/subsamples=5"
     assert str(rows[1].protocol) == "kid@pixels/n=100v100/ref=all/m=50/subsets=5/subsamples=5/seed=0"
     assert not rows[1].warnings
     with pytest.raises(ValueError, match=r"samples have shape \(1, 4, 4\) .* has \(1, 8, 8\)"):
-        score(torch.rand(10, 1, 4, 4), "digits", cache_dir=cache)
+        score(torch.rand(10, 1, 4, 4), "digits", cache_dir=cache, families=Q)
     with pytest.raises(ValueError, match="'is' needs fake_probs"):
-        score(fake, ref, cache_dir=cache, metrics=["is"])
+        score(fake, ref, cache_dir=cache, families=Q, metrics=["is"])
 
 
 def test_format_table(tmp_path, cache, digits):
     spec = write_npz(tmp_path / "t.npz", digits.train.x[:200])
-    rows = score(spec, "digits", cache_dir=cache, metrics=["fid", "kid", "is"], n_boot=5)
+    rows = score(spec, "digits", cache_dir=cache, families=Q, metrics=["fid", "kid", "is"], n_boot=5)
     text = format_table(rows)
     lines = text.splitlines()
     assert lines[0].split() == ["metric", "value", "protocol"]
