@@ -44,8 +44,8 @@ from torch import nn
 
 from genbench.data import load_dataset
 from genbench.harness import build_generator
-from genbench.metrics.ais import ais_log_likelihood, bdmc, evaluate_ais
 from genbench.metrics.likelihood import importance_sampled_log_likelihood, parzen_estimate
+from genbench.metrics.likelihood.ais import ais_log_likelihood, bdmc, evaluate_ais
 
 
 class DecoderMean(nn.Module):

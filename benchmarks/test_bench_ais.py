@@ -21,7 +21,7 @@ import math
 import pytest
 import torch
 
-from genbench.metrics.ais import ais_log_likelihood
+from genbench.metrics.likelihood.ais import ais_log_likelihood
 
 N_CHAINS, LEAPFROG = 16, 10
 # (n_examples, n_steps) per case: seconds each on one CPU core

@@ -56,15 +56,32 @@ def seeded_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gen
     return g
 
 
+def example_generators(seed: int, i0: int, i1: int, *, stream: int | None = None,
+                       device: str | torch.device = "cpu") -> list[torch.Generator]:
+    """One generator per example index ``i0 <= i < i1``, keyed by (seed, [stream,] index), so that an
+    example's draws do not depend on how examples are batched."""
+    import numpy as np
+
+    gens = []
+    for i in range(i0, i1):
+        key = [int(seed), i] if stream is None else [int(seed), int(stream), i]
+        state = int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0])
+        if stream is not None:
+            state &= (1 << 63) - 1  # device generators take a non-negative int64 seed
+        gens.append(torch.Generator(device=device).manual_seed(state))
+    return gens
+
+
 @contextlib.contextmanager
-def eval_mode(model: Any) -> Iterator[None]:
-    """Run a module in eval mode without gradients, restoring its training mode afterwards
-    (objects that are not modules are only run without gradients)."""
+def eval_mode(model: Any, *, grad: bool = False) -> Iterator[None]:
+    """Run a module in eval mode (batch-norm statistics, no dropout), restoring its training mode
+    afterwards; without gradients unless ``grad`` (HMC needs them). Objects that are not modules only
+    get the gradient setting."""
     was = model.training if isinstance(model, torch.nn.Module) else None
     if was is not None:
         model.eval()
     try:
-        with torch.no_grad():
+        with torch.set_grad_enabled(grad):
             yield
     finally:
         if was is not None:

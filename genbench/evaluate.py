@@ -197,6 +197,13 @@ def evaluate_samples(fake: torch.Tensor, ref: Reference, *, families: tuple[str,
                                   device=device, weights=w)
             rows += evaluate_metrics(inputs, family="overfitting", seed=derive_seed(seed, "overfitting"),
                                      protocol_seed=seed, device=device, settings=_settings(settings, "overfitting"))
+            if space == "pixels" and images:
+                # copies shifted, flipped or re-lit escape Euclidean NN checks (Theis et al. 2016): search
+                # the training set under small transformations too, in pixel space where they are defined
+                tset = _settings(settings, "overfitting").get("transform-copy-rate", {})
+                rows += evaluate_metrics(inputs, metrics=["transform-copy-rate"], seed=derive_seed(seed, "copies"),
+                                         protocol_seed=seed, device=device, settings={
+                                             "transform-copy-rate": {"shape": tuple(ds.info.shape), **tset}})
         timings["overfitting_s"] = time.perf_counter() - t
     if "coverage" in families:
         if getattr(ds, "centres", None) is not None:
@@ -391,10 +398,23 @@ def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: 
         metrics += evaluate_likelihood(dataset=ds, samples=fake, model=gen, k=ev.iwae_k,
                                        n_test=ev.n_test or None, seed=derive_seed(seed, "likelihood"),
                                        gmm_components=ev.gmm_components or None, device=device)
+        if ev.ais_steps and _ais_applies(gen):
+            from genbench.metrics.likelihood import evaluate_ais
+
+            metrics += evaluate_ais(gen, ds.split(ev.reference).x[: ev.ais_n_test], ds.split("val").x,
+                                    ref=ev.reference, n_steps=ev.ais_steps, n_chains=ev.ais_chains,
+                                    levels=ds.info.levels, seed=derive_seed(seed, "ais"), device=device)
         timings["likelihood_s"] = time.perf_counter() - t
     if run is not None and "overfitting" in ev.families and ds.info.kind == "image":
         artifacts.update(_nn_gallery(ev, ds, fake, run, device))
     return CellOutput(metrics=metrics, artifacts=artifacts, timings=timings, device=str(device))
+
+
+def _ais_applies(gen: Any) -> bool:
+    """A prior and a decoder likelihood (VAE, AAE), or a generator with a latent (a GAN, scored through a
+    Gaussian observation model): the models AIS applies to."""
+    latent = all(callable(getattr(gen, m, None)) for m in ("prior_log_prob", "log_likelihood", "sample_prior"))
+    return latent or (callable(getattr(gen, "generate", None)) and getattr(gen, "z_dim", None) is not None)
 
 
 def _sample_artifacts(rf: RunFolder, ds: Dataset, fake: torch.Tensor) -> dict[str, str]:

@@ -66,6 +66,10 @@ class EvalConfig:
         the reference split and the samples); give one n for every generator of a block so that their
         numbers share a column (the default matrix uses the heldout control's 180 on digits).
     quality_repeats : equal-n subsamples per quality number (mean ± std over them).
+    ais_steps, ais_chains, ais_n_test : annealed importance sampling in the likelihood family for
+        decoder-based models (VAE, AAE; a GAN through a Gaussian observation model whose sigma is chosen
+        on the validation split): intermediate distributions (0 = no AIS), chains, and test examples
+        scored; each AIS row carries its BDMC gap on data simulated from the model.
     """
 
     n_samples: int = 10000
@@ -81,6 +85,9 @@ class EvalConfig:
     threads: int = 0
     n_eval: int = 0
     quality_repeats: int = 5
+    ais_steps: int = 0
+    ais_chains: int = 16
+    ais_n_test: int = 100
 
     def __post_init__(self) -> None:
         bad = [f for f in self.families if f not in EVAL_FAMILIES]

@@ -18,7 +18,7 @@ from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal
 
 from genbench.metrics import METRICS
-from genbench.metrics.ais import (
+from genbench.metrics.likelihood.ais import (
     AISModel,
     GaussianObservationModel,
     ais_log_likelihood,
@@ -295,9 +295,7 @@ def test_evaluate_ais_rows_for_a_latent_model_and_a_gan():
     (row,) = evaluate_ais(m, test, n_steps=60, n_chains=4, bdmc_examples=6, seed=0)
     est = ais_log_likelihood(m, test, n_steps=60, n_chains=4, seed=0)
     assert row.metric == "ais" and row.kind == "lower-bound" and row.unit == "nats"
-    # the branch's string name, or main's Protocol record with the same fields
-    assert str(row.protocol) in ("ais@chains=4/steps=60/leapfrog=10/ref=test/n=10",
-                                 "ais/n=10/ref=test/chains=4/steps=60/leapfrog=10/seed=0")
+    assert str(row.protocol) == "ais/n=10/ref=test/chains=4/steps=60/leapfrog=10/seed=0"
     assert row.value == pytest.approx(est.mean) and row.std == pytest.approx(est.mean_stderr)
     assert row.std_kind == "stderr" and row.higher_is_better
     p = row.params
@@ -306,8 +304,9 @@ def test_evaluate_ais_rows_for_a_latent_model_and_a_gan():
     assert p["model_space"] == "mass"
     (g,) = evaluate_ais(LinearGAN(m), test, val, n_steps=60, n_chains=4, bdmc_examples=4, sigma_grid=(0.1, 0.3, 1.0),
                         sigma_steps=60, seed=0)
-    assert str(g.protocol) in ("ais@chains=4/steps=60/leapfrog=10/sigma=0.3/ref=test/n=10",
-                               "ais/n=10/ref=test/chains=4/steps=60/leapfrog=10/sigma=0.3/seed=0")
+    # the sigma chosen on validation is a tuned protocol parameter
+    assert str(g.protocol) == "ais/n=10/ref=test/chains=4/steps=60/leapfrog=10/sigma=0.3/seed=0"
+    assert g.protocol.tuned == (("sigma", 0.3),)
     assert g.params["sigma"] == 0.3 and len(g.params["sigma_grid"]) == 3 and g.params["model_space"] == "density"
     with pytest.raises(ValueError, match="needs sigma or validation"):
         evaluate_ais(LinearGAN(m), test, n_steps=5)
@@ -319,11 +318,12 @@ def test_evaluate_ais_rows_for_a_latent_model_and_a_gan():
 
 
 def test_ais_is_registered_with_its_metadata():
-    obj = METRICS.get("ais")
-    assert getattr(obj, "compute", obj) is ais_log_likelihood  # the function, or a spec wrapping it
-    meta = METRICS.entry("ais").meta
-    assert meta["needs"] == "model" and meta["family"] == "likelihood" and meta["kind"] == "lower-bound"
-    assert meta.get("higher_is_better") is True or meta.get("directions") == {"ais": "higher"}
+    from genbench.metrics.likelihood.ais import ais_measure
+
+    spec = METRICS.get("ais")
+    assert spec.compute is ais_measure and not spec.default  # expensive: computed when asked
+    assert spec.needs == "model" and spec.family == "likelihood" and spec.kind == "lower-bound"
+    assert spec.directions == {"ais": "higher"} and spec.unit == "nats"
 
 
 # ----------------------------------------------------------------------------- the baselines

@@ -7,26 +7,47 @@ import pytest
 import torch
 
 from genbench.data import load_dataset
-from genbench.evaluate import _Features, _quality, draw_samples
-from genbench.matrix import EvalConfig
+from genbench.data._base import make_dataset
+from genbench.evaluate import Reference, draw_samples, evaluate_samples
 
 
-def _feats(fake: np.ndarray, real: np.ndarray) -> _Features:
-    return _Features("pixels", real, fake, None, None, None, None)
+def _reference(real: np.ndarray) -> Reference:
+    ds = make_dataset("toy-points", "points", {"test": (real.astype(np.float32), None)}, value_range=None,
+                      n_classes=None)
+    return Reference(ds, "test", ds.split("test").x)
 
 
 def test_duplicate_samples_are_flagged_on_knn_rows_only():
     rng = np.random.default_rng(0)
     real = rng.normal(size=(200, 4))
-    uniq = rng.normal(size=(100, 4))
+    uniq = rng.normal(size=(100, 4)).astype(np.float32)
     dup = np.concatenate([uniq, uniq[:50]])
-    ev = EvalConfig(n_samples=150)
-    rows = _quality(ev, _feats(dup, real), torch.from_numpy(dup), seed=0)
+    rows = evaluate_samples(torch.from_numpy(dup), _reference(real), extractor="pixels", seed=0)
     flagged = {r.metric for r in rows if any("exact duplicates" in w for w in r.warnings)}
     assert flagged == {"precision", "recall", "density", "coverage"}
     assert "50 of 150" in next(r for r in rows if r.metric == "recall").warnings[-1]
-    clean = _quality(ev, _feats(uniq, real), torch.from_numpy(uniq), seed=0)
+    clean = evaluate_samples(torch.from_numpy(uniq), _reference(real), extractor="pixels", seed=0)
     assert not any("exact duplicates" in w for r in clean for w in r.warnings)
+
+
+def test_equal_n_subsamples_and_real_vs_real_rows():
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(300, 3)).astype(np.float32)
+    other = rng.normal(size=(500, 3)).astype(np.float32)
+    fake = rng.normal(size=(1000, 3)).astype(np.float32) + 0.3
+    ref = Reference(_reference(real).dataset, "test", torch.from_numpy(real), other=torch.from_numpy(other),
+                    other_split="train")
+    rows = {r.metric: r for r in evaluate_samples(torch.from_numpy(fake), ref, extractor="pixels", seed=0,
+                                                  n_eval=100, repeats=4, metrics=["fid", "recall"])}
+    fid, rr = rows["fid"], rows["fid_real"]
+    # both sets at n=100, four subsamples: mean and std over them, named in the protocol
+    assert fid.n == {"real": 100, "fake": 100} and fid.protocol.fixed == (("subsamples", 4),)
+    assert fid.std_kind == "subsamples" and len(fid.params["subsample_values"]) == 4
+    assert fid.value == np.mean(fid.params["subsample_values"])
+    assert fid.std == np.std(fid.params["subsample_values"], ddof=1)
+    # the real-vs-real row compares two real samples under the same protocol: the ceiling
+    assert str(rr.protocol) == "fid_real@pixels/n=100v100/ref=test/subsamples=4"
+    assert rr.value < fid.value and rows["recall_real"].params["real_vs_real"] == "train"
 
 
 class _Bad:

@@ -721,7 +721,7 @@ def test_every_likelihood_spec_has_family_kind_unit_and_returns_measurements():
     from genbench.results import ESTIMATOR_KINDS
 
     likelihood = specs("likelihood")
-    assert {s.name for s in likelihood} == {"parzen", "gmm", "iwae", "elbo", "exact-loglik", "bound-loglik",
+    assert {s.name for s in likelihood} == {"parzen", "gmm", "iwae", "elbo", "exact-loglik", "bound-loglik", "ais",
                                             "true-loglik"}
     for s in likelihood:
         assert s.family == "likelihood" and s.kind in ESTIMATOR_KINDS and s.unit == "nats", s.name

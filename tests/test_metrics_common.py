@@ -35,10 +35,10 @@ def _inputs(needs: str, *, seed: int = 0, worse: bool = False, identical: bool =
         if worse:  # one class only: no diversity
             probs = np.tile(np.eye(5)[0] * 0.95 + 0.01, (80, 1))
         return MetricInputs(SPACE, fake_probs=probs, real_probs=rng.dirichlet(conc, size=80))
-    if needs == "samples":
-        train = _features(rng, n=200)
-        heldout = _features(rng, n=80)
-        fake = train[:80] if worse else _features(rng, n=80)
+    if needs == "samples":  # 16 values per row: 4x4 images for the checks that search under shifts
+        train = _features(rng, n=200, d=16)
+        heldout = _features(rng, n=80, d=16)
+        fake = train[:80] if worse else _features(rng, n=80, d=16)
         return MetricInputs(SPACE, fake=fake, train=train, heldout=heldout, ref="train", heldout_split="test")
     if needs == "mixture":
         centres = np.array([[np.cos(a), np.sin(a)] for a in np.linspace(0, 2 * np.pi, 8, endpoint=False)]) * 2
@@ -67,6 +67,8 @@ def test_every_metric_is_covered():
 
 
 def _run(spec, inputs, seed=0, **settings):
+    if "shape" in spec.keywords:  # image-only checks are told the rows' image shape
+        settings.setdefault("shape", (1, 4, 4))
     return {r.metric: r for r in evaluate_metrics(inputs, metrics=[spec.name], seed=seed,
                                                   settings={spec.name: settings} if settings else None)}
 
@@ -147,6 +149,6 @@ def test_nan_is_a_clear_error(spec):
                          ids=lambda s: s.name)
 def test_mismatched_widths_are_a_clear_error(spec):
     inputs = _inputs(spec.needs)
-    inputs.fake = np.asarray(inputs.fake)[:, :3]
+    inputs.fake = np.asarray(inputs.fake)[:, :-1]
     with pytest.raises(ValueError, match=r"(width|values per sample|dimension)"):
         _run(spec, inputs)

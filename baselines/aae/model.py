@@ -92,7 +92,7 @@ class AAE(TrainableModel):
         return self.mog_means[c] + self.config.mog_std * eps
 
     def sample_prior(self, n: int, *, generator: torch.Generator) -> torch.Tensor:
-        """z ~ p(z): (n, Z) drawn with ``generator`` on its device (AIS, genbench.metrics.ais)."""
+        """z ~ p(z): (n, Z) drawn with ``generator`` on its device (AIS, genbench.metrics.likelihood.ais)."""
         dev = generator.device
         eps = torch.randn((n, self.z_dim), generator=generator, device=dev)
         if self.config.prior == "normal":

@@ -90,7 +90,7 @@ class GAN(TrainableModel):
 
     @property
     def z_dim(self) -> int:
-        """Latent dimension; z ~ N(0, I) (read by genbench.metrics.ais.GaussianObservationModel)."""
+        """Latent dimension; z ~ N(0, I) (read by genbench.metrics.likelihood.ais.GaussianObservationModel)."""
         return self.config.z_dim
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:

@@ -110,7 +110,7 @@ class VAE(TrainableModel):
         return D.Independent(D.Normal(mu, torch.exp(0.5 * logvar)), 1)
 
     def sample_prior(self, n: int, *, generator: torch.Generator) -> torch.Tensor:
-        """z ~ N(0, I): (n, Z) drawn with ``generator`` on its device (AIS, genbench.metrics.ais)."""
+        """z ~ N(0, I): (n, Z) drawn with ``generator`` on its device (AIS, genbench.metrics.likelihood.ais)."""
         return torch.randn((n, self.z_dim), generator=generator, device=generator.device)
 
     @torch.no_grad()

@@ -82,6 +82,8 @@ _PUBLIC = {
     "nn_distance_ratio": "overfitting", "copy_rate": "overfitting", "authenticity_score": "overfitting",
     "data_copying_ct": "overfitting", "likelihood_gap": "overfitting", "modes_captured": "coverage",
     "high_quality_share": "coverage", "mode_kl": "coverage", "class_coverage": "coverage", "vendi_score": "vendi",
+    "ais_log_likelihood": "likelihood", "bdmc": "likelihood", "evaluate_ais": "likelihood",
+    "transform_copy_rate": "copies",
     "evaluate_metrics": "_evaluator", "MetricInputs": "_evaluator",
 }
 

@@ -8,7 +8,8 @@ estimator kind (PROTOCOLS.md, "Likelihood estimators"):
 - ``lower-bound``: ELBO and IWAE-k (a stochastic lower bound: its expectation is <= log p(x));
 - ``exact``: autoregressive models such as PixelCNN, and a dataset's known density.
 
-One file per estimator: ``parzen``, ``gmm``, ``importance`` (IWAE and ELBO), ``exact``; what they
+One file per estimator: ``parzen``, ``gmm``, ``importance`` (IWAE and ELBO), ``exact``, ``ais``
+(annealed importance sampling with BDMC bounds, Wu et al. 2017); what they
 share (bits/dim, the :class:`~genbench.metrics.Measurement` of per-example values, input checks)
 is in ``_common``; :func:`evaluate_likelihood` (``evaluate``) runs them for the matrix through the
 one evaluator. Each estimator is registered as a metric spec whose compute returns a
@@ -26,6 +27,15 @@ Theis, van den Oord & Bethge 2016 (why Parzen numbers mislead); Burda, Grosse & 
 
 from genbench.metrics.likelihood._common import bits_per_dim, dequantisation_offset, loglik_measurement
 from genbench.metrics.likelihood._weights import LikelihoodEstimate
+from genbench.metrics.likelihood.ais import (
+    AISEstimate,
+    BDMCResult,
+    GaussianObservationModel,
+    ais_log_likelihood,
+    bdmc,
+    evaluate_ais,
+    select_gan_sigma,
+)
 from genbench.metrics.likelihood.evaluate import evaluate_likelihood
 from genbench.metrics.likelihood.exact import bound_measure, exact_log_likelihood, exact_measure, true_measure
 from genbench.metrics.likelihood.gmm import (
@@ -55,6 +65,13 @@ from genbench.metrics.likelihood.parzen import (
 )
 
 __all__ = [
+    "AISEstimate",
+    "BDMCResult",
+    "GaussianObservationModel",
+    "ais_log_likelihood",
+    "bdmc",
+    "evaluate_ais",
+    "select_gan_sigma",
     "GMM_CAVEAT",
     "GMM_COMPONENTS",
     "GMM_COMPONENTS_POINTS",

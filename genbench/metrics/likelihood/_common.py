@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genbench._runtime import resolve_device
 from genbench._validation import as_numpy, check_finite, check_n
 from genbench.metrics._spec import Measurement
 
@@ -62,12 +63,9 @@ def _mean_stderr(ll: np.ndarray) -> tuple[float, float]:
 
 
 def _resolve_device(device: Any) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(dev)!r} was asked for but CUDA is not available; use device='cpu'.")
-    return dev
+    """The one resolver (genbench._runtime), with None meaning the CPU here: estimators never move
+    to a GPU unless asked."""
+    return resolve_device("cpu" if device is None else device)
 
 
 def _model_device(model: Any, device: Any) -> torch.device:

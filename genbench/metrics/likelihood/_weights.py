@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genbench._runtime import example_generators
 from genbench._validation import as_numpy, check_finite
 from genbench.protocols import LatentVariableModel
 
@@ -56,15 +57,6 @@ def _as_model_input(x: Any, name: str = "x") -> torch.Tensor:
     return t
 
 
-def _example_generators(seed: int, i0: int, i1: int) -> list[torch.Generator]:
-    """One CPU generator per example index, keyed by (seed, index): draws do not depend on batching."""
-    gens = []
-    for i in range(i0, i1):
-        state = np.random.SeedSequence([int(seed), i]).generate_state(1, dtype=np.uint64)[0]
-        gens.append(torch.Generator().manual_seed(int(state)))
-    return gens
-
-
 def _reparam(q: torch.distributions.Distribution) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """eps ~ N(0, I) of shape (k, B, Z) -> z ~ q, for the Gaussian proposals we can reparameterise."""
     D = torch.distributions
@@ -103,7 +95,7 @@ def _log_weight_batches(model: Any, x: torch.Tensor, k: int, *, batch_size: int,
             )
         zdim = int(q.event_shape[0])
         reparam = _reparam(q)
-        gens = _example_generators(seed, i0, i1) if reparam is not None else []
+        gens = example_generators(seed, i0, i1) if reparam is not None else []
 
         def chunks(xb: torch.Tensor = xb, q: Any = q, reparam: Any = reparam, gens: list = gens, b: int = b,
                    zdim: int = zdim, i0: int = i0, i1: int = i1) -> Iterator[torch.Tensor]:
@@ -141,26 +133,6 @@ def _log_weight_batches(model: Any, x: torch.Tensor, k: int, *, batch_size: int,
                 yield lw
 
         yield i0, i1, chunks()
-
-
-class _EvalMode:
-    """Run a torch module in eval mode and without gradients, restoring its mode afterwards."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self.was_training: bool | None = None
-        self.no_grad = torch.no_grad()
-
-    def __enter__(self) -> None:
-        if isinstance(self.model, torch.nn.Module):
-            self.was_training = self.model.training
-            self.model.eval()
-        self.no_grad.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.no_grad.__exit__(*exc)
-        if self.was_training is not None:
-            self.model.train(self.was_training)
 
 
 def _check_latent_model(model: Any) -> None:

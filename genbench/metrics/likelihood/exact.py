@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import torch  # noqa: F401  (the doctest of exact_log_likelihood uses it)
 
+from genbench._runtime import eval_mode
 from genbench._validation import check_finite
 from genbench.metrics import register_metric
 from genbench.metrics._spec import Measurement
 from genbench.metrics.likelihood._common import _check_batch, _model_device, loglik_measurement
-from genbench.metrics.likelihood._weights import _as_model_input, _EvalMode
+from genbench.metrics.likelihood._weights import _as_model_input
 from genbench.protocols import LikelihoodModel
 
 
@@ -22,7 +23,7 @@ def _model_log_prob(model: Any, x: Any, *, batch_size: int, device: Any) -> np.n
     dev = _model_device(model, device)
     bs = _check_batch(batch_size, "batch_size")
     out = np.empty(len(xt))
-    with _EvalMode(model):
+    with eval_mode(model):
         for i0 in range(0, len(xt), bs):
             lp = model.log_prob(xt[i0 : i0 + bs].to(dev))
             b = min(bs, len(xt) - i0)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genbench._runtime import eval_mode
 from genbench.metrics import register_metric
 from genbench.metrics._spec import Measurement
 from genbench.metrics.likelihood._common import _check_batch, _model_device, loglik_measurement
@@ -25,7 +26,6 @@ from genbench.metrics.likelihood._weights import (
     LikelihoodEstimate,
     _as_model_input,
     _check_latent_model,
-    _EvalMode,
     _log_weight_batches,
 )
 
@@ -82,7 +82,7 @@ def importance_sampled_log_likelihood(model: Any, x: Any, *, k: int = 5000, batc
     ll = np.empty(n)
     se = np.empty(n)
     ess = np.empty(n)
-    with _EvalMode(model):
+    with eval_mode(model):
         for i0, i1, chunks in _log_weight_batches(model, xt, k, batch_size=_check_batch(batch_size, "batch_size"),
                                                   k_chunk=_check_batch(k_chunk, "k_chunk"), seed=seed, device=dev):
             m = torch.full((i1 - i0,), -math.inf, dtype=torch.float64, device=dev)
@@ -142,7 +142,7 @@ def elbo(model: Any, x: Any, *, n_samples: int = 16, batch_size: int = 64, seed:
     n = len(xt)
     est = np.empty(n)
     se = np.empty(n)
-    with _EvalMode(model):
+    with eval_mode(model):
         for i0, i1, chunks in _log_weight_batches(model, xt, n_mc, batch_size=_check_batch(batch_size, "batch_size"),
                                                   k_chunk=max(n_mc, _NOISE_BLOCK), seed=seed, device=dev):
             lw = torch.cat(list(chunks), 0)

@@ -54,24 +54,21 @@ Grosse, Maddison & Salakhutdinov 2013, "Annealing between distributions by avera
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
+from genbench._runtime import eval_mode, example_generators
 from genbench._validation import as_numpy, check_finite, check_positive
 from genbench.metrics import register_metric
+from genbench.metrics._spec import Measurement
+from genbench.metrics.likelihood._common import _model_device, loglik_measurement
 from genbench.results import MetricResult
-
-try:  # main's structured protocol record (after the results refactor); this branch names protocols by string
-    from genbench.results import Protocol as _Protocol
-except ImportError:  # pragma: no cover - depends on the branch
-    _Protocol = None
 
 __all__ = [
     "GAN_SIGMA_GRID",
@@ -90,7 +87,6 @@ __all__ = [
 GAN_SIGMA_GRID = (0.02, 0.05, 0.1, 0.2, 0.5)
 
 _LOG_2PI = math.log(2.0 * math.pi)
-_LN2 = math.log(2.0)
 # HMC noise is drawn per example in blocks of this many AIS steps, from one generator per example,
 # so the stream of example i at step t depends only on (seed, i, t): not on batch_size.
 _NOISE_BLOCK = 64
@@ -270,7 +266,7 @@ def _check_model(model: Any, *, encoder: bool = False, simulate: bool = False) -
             f"{type(model).__name__} lacks {', '.join(missing)}; AIS needs prior_log_prob(z), log_likelihood(x, z) "
             "and sample_prior(n, *, generator)" + (", proposal(x) for initial='encoder'" if encoder else "")
             + (", sample_observation(z, *, generator) for BDMC" if simulate else "")
-            + " (genbench.metrics.ais.AISModel)." + extra
+            + " (genbench.metrics.likelihood.ais.AISModel)." + extra
         )
 
 
@@ -284,46 +280,6 @@ def _as_input(x: Any, name: str = "x") -> torch.Tensor:
     else:
         t = t.float()
     return t
-
-
-def _model_device(model: Any, device: Any) -> torch.device:
-    if device is not None:
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {str(dev)!r} was asked for but CUDA is not available; use device='cpu'.")
-        return dev
-    if isinstance(model, nn.Module):
-        for p in model.parameters():
-            return p.device
-        for b in model.buffers():
-            return b.device
-    return torch.device("cpu")
-
-
-class _EvalMode:
-    """Eval mode (batchnorm running statistics, no dropout), restored afterwards."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self.was_training: bool | None = None
-
-    def __enter__(self) -> None:
-        if isinstance(self.model, nn.Module):
-            self.was_training = self.model.training
-            self.model.eval()
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.was_training is not None:
-            self.model.train(self.was_training)
-
-
-def _generators(seed: int, i0: int, i1: int, device: torch.device, stream: int) -> list[torch.Generator]:
-    """One generator per example index, keyed by (seed, stream, index): draws do not depend on batching."""
-    gens = []
-    for i in range(i0, i1):
-        state = np.random.SeedSequence([int(seed), int(stream), i]).generate_state(1, dtype=np.uint64)[0]
-        gens.append(torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1)))
-    return gens
 
 
 # ----------------------------------------------------------------------------- the sampler
@@ -459,11 +415,11 @@ def _run(model: Any, x: torch.Tensor, *, n_steps: int, n_chains: int, leapfrog: 
     logw = np.empty((n, n_chains))
     acc = np.empty(n)
     eps_out = np.empty(n)
-    with _EvalMode(model):
+    with eval_mode(model, grad=True):
         for i0 in range(0, n, batch_size):
             i1 = min(n, i0 + batch_size)
             xb = xt[i0:i1].to(dev)
-            gens = _generators(seed, i0, i1, dev, stream=1 if reverse else 0)
+            gens = example_generators(seed, i0, i1, stream=1 if reverse else 0, device=dev)
             q = None
             if initial == "encoder":
                 with torch.no_grad():
@@ -523,21 +479,6 @@ def _run(model: Any, x: torch.Tensor, *, n_steps: int, n_chains: int, leapfrog: 
     )
 
 
-# The registry's signature differs between this branch (``higher_is_better=``) and main after the
-# metric-spec refactor (``direction=``, MetricSpec options such as ``unit`` / ``default``); register
-# through whichever is present, so that importing genbench.metrics never fails on either. AIS is
-# expensive: never computed by default.
-_AIS_META: dict[str, Any] = {
-    "family": "likelihood", "needs": "model", "kind": "lower-bound",
-    "description": "annealed importance sampling log p(x) (HMC, geometric path; Wu et al. 2017), nats/example",
-}
-if "direction" in inspect.signature(register_metric).parameters:
-    _AIS_META.update(direction="higher", unit="nats", default=False)
-else:
-    _AIS_META.update(higher_is_better=True)
-
-
-@register_metric("ais", **_AIS_META)
 def ais_log_likelihood(model: Any, x: Any, *, n_steps: int = 1000, n_chains: int = 16, leapfrog: int = 10,
                        target_accept: float = 0.65, step_size: float = 0.01, initial: str = "prior",
                        schedule: str | Sequence[float] = "sigmoid", batch_size: int = 64, seed: int = 0,
@@ -635,7 +576,7 @@ def bdmc(model: Any, n_examples: int, *, n_steps: int = 1000, n_chains: int = 16
     n = _positive_int(n_examples, "n_examples")
     dev = _model_device(model, device)
     g = torch.Generator(device=dev).manual_seed(int(np.random.SeedSequence([int(seed), 2]).generate_state(1)[0]))
-    with _EvalMode(model), torch.no_grad():
+    with eval_mode(model):
         z = model.sample_prior(n, generator=g)
         if z.ndim != 2 or len(z) != n:
             raise ValueError(f"model.sample_prior(n, generator=g) must return shape (n, Z) = ({n}, Z); "
@@ -780,34 +721,19 @@ def _space(model: Any, model_space: str | None) -> str:
     return space
 
 
-def _protocol(*, n_chains: int, n_steps: int, leapfrog: int, sigma: float | None, sigma_tuned: bool, initial: str,
-              schedule: str, ref: str, n: int, seed: int) -> Any:
-    """``ais@chains=C/steps=T/leapfrog=L[/sigma=s][/init=..][/schedule=..]/ref=R/n=N`` on this branch; a
-    ``genbench.results.Protocol`` record (sigma tuned on validation, or fixed when given) where it exists."""
-    fixed: dict[str, Any] = {"chains": int(n_chains), "steps": int(n_steps), "leapfrog": int(leapfrog)}
-    tuned: dict[str, Any] = {}
-    if sigma is not None:
-        (tuned if sigma_tuned else fixed)["sigma"] = float(f"{sigma:.3g}")
-    if initial != "prior":
-        fixed["init"] = initial
-    if schedule != "sigmoid":
-        fixed["schedule"] = schedule
-    if _Protocol is not None:
-        return _Protocol("ais", n={ref: n}, ref=ref, fixed=fixed, tuned=tuned, seed=int(seed))
-    parts = [f"{k}={v:.3g}" if k == "sigma" else f"{k}={v}" for k, v in {**fixed, **tuned}.items()]
-    order = ["chains", "steps", "leapfrog", "sigma", "init", "schedule"]
-    parts.sort(key=lambda p: order.index(p.split("=")[0]))
-    return "ais@" + "/".join(parts) + f"/ref={ref}/n={n}"
-
-
-def evaluate_ais(model: Any, test: Any, validation: Any = None, *, n_steps: int = 1000, n_chains: int = 16,
-                 leapfrog: int = 10, target_accept: float = 0.65, step_size: float = 0.01, initial: str = "prior",
-                 schedule: str = "sigmoid", bdmc_examples: int = 16, bdmc_steps: int | None = None,
-                 sigma: float | None = None, sigma_grid: Sequence[float] = GAN_SIGMA_GRID, sigma_steps: int = 100,
-                 sigma_chains: int = 4, n_val: int | None = 100, ref: str = "test", levels: int | None = None,
-                 model_space: str | None = None, batch_size: int = 64, seed: int = 0,
-                 device: Any = None) -> list[MetricResult]:
-    """The AIS protocol in one call: one :class:`~genbench.results.MetricResult` row per model.
+# AIS is expensive: never computed by default (the matrix asks for it with evaluation.ais_steps)
+@register_metric("ais", family="likelihood", needs="model", kind="lower-bound", direction="higher", unit="nats",
+                 default=False,
+                 description="annealed importance sampling log p(x) (HMC, geometric path; Wu et al. 2017), "
+                 "nats/example, with its BDMC gap on simulated data")
+def ais_measure(model: Any, test: Any, *, validation: Any = None, n_steps: int = 1000, n_chains: int = 16,
+                leapfrog: int = 10, target_accept: float = 0.65, step_size: float = 0.01, initial: str = "prior",
+                schedule: str = "sigmoid", bdmc_examples: int = 16, bdmc_steps: int | None = None,
+                sigma: float | None = None, sigma_grid: Sequence[float] = GAN_SIGMA_GRID, sigma_steps: int = 100,
+                sigma_chains: int = 4, n_val: int | None = 100, levels: int | None = None,
+                model_space: str | None = None, batch_size: int = 64, seed: int = 0,
+                device: Any = None) -> Measurement:
+    """The AIS protocol in one call, as the ``ais`` spec's :class:`~genbench.metrics.Measurement`.
 
     For a model without ``log_likelihood`` but with ``generate`` (a GAN) the Gaussian observation
     model is used, with ``sigma`` given or chosen on ``validation`` by :func:`select_gan_sigma`.
@@ -825,7 +751,6 @@ def evaluate_ais(model: Any, test: Any, validation: Any = None, *, n_steps: int 
     bdmc_steps : schedule length of the BDMC check (default ``n_steps``, the schedule used on test).
     sigma, sigma_grid, sigma_steps, sigma_chains : a GAN's observation std, or the grid and the short
         AIS schedule that choose it on validation.
-    ref : name of the scored split, for the protocol name.
     levels : discrete levels per data value, for bits/dim (``None``: continuous).
     model_space : ``"mass"`` (log-probabilities of discrete values) or ``"density"``; default: the
         model's ``likelihood_space``, else its observation model's kind, else ``"mass"``.
@@ -833,11 +758,11 @@ def evaluate_ais(model: Any, test: Any, validation: Any = None, *, n_steps: int 
 
     Returns
     -------
-    list[MetricResult] : one row, metric ``"ais"``, protocol
-        ``ais@chains={C}/steps={T}/leapfrog={L}[/sigma={s}][/init=encoder][/schedule=linear]/ref={ref}/n={N}``,
-        value = mean log p_hat(x) in nats per example, ``std`` = standard error over examples
-        (``std_kind="stderr"``), ``kind="lower-bound"`` (a stochastic lower bound), params with the
-        schedule, BDMC gap, acceptance, sigma (and its grid table) and bits/dim.
+    Measurement : value = mean log p_hat(x) in nats per example, ``std`` = standard error over
+        examples, fixed protocol parameters chains, steps, leapfrog (and sigma when given; init and
+        schedule when not the defaults), sigma tuned on validation for a GAN, params with the schedule,
+        BDMC gap, acceptance and bits/dim. :func:`evaluate_ais` turns it into a row,
+        ``ais/n=N/ref=test/chains=C/steps=T/leapfrog=L[/sigma=s]/seed=S``, kind ``lower-bound``.
 
     Examples
     --------
@@ -888,23 +813,34 @@ def evaluate_ais(model: Any, test: Any, validation: Any = None, *, n_steps: int 
     space = _space(model, model_space)
     n = len(xt)
     dim = int(xt[0].numel())
-    mean, se = est.mean, est.mean_stderr
-    offset = math.log(levels) if (levels is not None and space == "density") else 0.0
-    protocol = _protocol(n_chains=n_chains, n_steps=n_steps, leapfrog=leapfrog, sigma=params.get("sigma"),
-                         sigma_tuned="sigma_grid" in params, initial=initial, schedule=schedule, ref=ref, n=n,
-                         seed=seed)
+    fixed: dict[str, Any] = {"chains": int(n_chains), "steps": int(n_steps), "leapfrog": int(leapfrog)}
+    tuned: dict[str, Any] = {}
+    if "sigma" in params:  # a GAN's sigma: chosen on validation (tuned), or given (fixed)
+        (tuned if "sigma_grid" in params else fixed)["sigma"] = float(f"{params['sigma']:.3g}")
+    if initial != "prior":
+        fixed["init"] = initial
+    if schedule != "sigmoid":
+        fixed["schedule"] = schedule
     params.update(
         n_steps=int(n_steps), n_chains=int(n_chains), leapfrog=int(leapfrog), target_accept=float(target_accept),
-        schedule=schedule, initial=initial, initial_step_size=float(step_size), seed=int(seed),
+        schedule=schedule, initial=initial, initial_step_size=float(step_size),
         step_size_adaptation=est.settings["step_size_adaptation"],
         acceptance_mean=float(est.acceptance.mean()), step_size_median=float(np.median(est.step_size)),
         ess_median=float(np.median(est.ess)),
         mc_stderr=float(np.sqrt(np.nansum(est.stderr**2)) / n),
-        mc_stderr_kind="delta-method over chains per example, combined over examples",
-        model_space=space, dim=dim, levels=levels,
-        bits_per_dim=(-mean + dim * offset) / (dim * _LN2), bits_per_dim_stderr=se / (dim * _LN2),
-        value_unit="log-likelihood in nats per example (higher is better); bits/dim in params (lower is better)",
+        mc_stderr_kind="delta-method over chains per example, combined over examples", model_space=space,
     )
-    return [MetricResult(metric="ais", value=mean, protocol=protocol, std=se, std_kind="stderr", n={ref: n},
-                         kind="lower-bound", unit="nats", higher_is_better=True, params=params,
-                         warnings=tuple(warnings_))]
+    m = loglik_measurement(est.log_likelihood, dim=dim, levels=levels, density=space == "density", params=params,
+                           tuned=tuned, warnings=warnings_)
+    return replace(m, fixed=fixed)
+
+
+def evaluate_ais(model: Any, test: Any, validation: Any = None, *, ref: str = "test", seed: int = 0,
+                 device: Any = None, **settings: Any) -> list[MetricResult]:
+    """One ``ais`` row for ``model`` on ``test`` through the generic evaluator; ``settings`` are
+    :func:`ais_measure`'s keywords (``n_steps``, ``n_chains``, ``sigma``, ``levels``...)."""
+    from genbench.metrics._evaluator import MetricInputs, evaluate_metrics
+
+    inputs = MetricInputs(None, model=model, x=_as_input(test, "test"), ref=ref)
+    return evaluate_metrics(inputs, metrics=["ais"], seed=seed, device=device,
+                            settings={"ais": {"validation": validation, **settings}})
