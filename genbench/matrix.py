@@ -364,11 +364,21 @@ def check_devices(m: Matrix) -> None:
                 check_device(g.train["device"], where=f"block[{i}]: {g.display}.train.device")
 
 
-def load_matrix(path: str | Path | None = None) -> Matrix:
-    """Load a matrix file; ``None`` loads the built-in default matrix."""
-    if path is None:
-        text = resources.files("genbench").joinpath("matrices/default.toml").read_text()
-        import tomllib
+def builtin_matrices() -> list[str]:
+    """Names of the matrices shipped in ``genbench/matrices/`` (``default``, ``mnist``, ``families``...)."""
+    return sorted(p.name.removesuffix(".toml") for p in resources.files("genbench").joinpath("matrices").iterdir()
+                  if p.name.endswith(".toml"))
 
-        return parse_matrix(tomllib.loads(text), source="<built-in default>")
+
+def load_matrix(path: str | Path | None = None) -> Matrix:
+    """Load a matrix file, or a built-in matrix by name (``genbench run mnist``); ``None`` is ``default``."""
+    import tomllib
+
+    name = "default" if path is None else str(path)
+    if path is None or (not Path(name).exists() and name in builtin_matrices()):
+        text = resources.files("genbench").joinpath(f"matrices/{name}.toml").read_text()
+        return parse_matrix(tomllib.loads(text), source=f"<built-in {name}>")
+    if not Path(name).exists():
+        raise ConfigError(f"matrix file {name!r} not found, and it is not a built-in matrix "
+                          f"({', '.join(builtin_matrices())}).")
     return parse_matrix(load_toml(path), source=str(path))
