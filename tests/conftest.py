@@ -25,6 +25,12 @@ def digits():
 
 
 @pytest.fixture(scope="session")
+def digits_arrays(digits):
+    """digits' train, val and test images as numpy arrays (N, 1, 8, 8)."""
+    return digits.train.x.numpy(), digits.val.x.numpy(), digits.test.x.numpy()
+
+
+@pytest.fixture(scope="session")
 def ring():
     from genbench.data import load_dataset
 

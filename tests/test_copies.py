@@ -52,14 +52,8 @@ def shift(x, dy, dx, fill=0.0):
 
 
 @pytest.fixture(scope="module")
-def digits():
-    ds = load_dataset("digits")
-    return ds.train.x.numpy(), ds.val.x.numpy(), ds.test.x.numpy()
-
-
-@pytest.fixture(scope="module")
-def controls(digits):
-    train, val, test = digits
+def controls(digits_arrays):
+    train, val, test = digits_arrays
     rng = np.random.default_rng(0)
     cc = train[rng.choice(len(train), 359, replace=False)]
     ring1 = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
@@ -72,7 +66,7 @@ def controls(digits):
 
 
 @pytest.fixture(scope="module")
-def independent_pixels(digits):
+def independent_pixels(digits_arrays):
     from genbench.harness.runner import build_generator
 
     gen, _ = build_generator("independent-pixels", load_dataset("digits"), seed=0)
@@ -154,15 +148,15 @@ def test_flags_equal_the_oracle_rule():
 
 
 @pytest.mark.parametrize("name", ["shift-1", "shift-2", "brightness+0.1"])
-def test_transformed_copycats_are_flagged_and_plain_copy_rate_misses_them(digits, controls, name):
-    train, _, test = digits
+def test_transformed_copycats_are_flagged_and_plain_copy_rate_misses_them(digits_arrays, controls, name):
+    train, _, test = digits_arrays
     r = transform_copy_rate(controls[name], train, test, shape=SHAPE)
     assert r.value >= 0.95 and r.params["flagged"]  # measured 1.000
     assert copy_rate(controls[name], train, test).value < 0.05  # the blind spot: measured 0.000
 
 
-def test_matched_transformations_are_the_ones_applied(digits, controls):
-    train, _, test = digits
+def test_matched_transformations_are_the_ones_applied(digits_arrays, controls):
+    train, _, test = digits_arrays
     r = transform_copy_rate(controls["shift-1"], train, test, shape=SHAPE)
     counts = r.params["transform_counts"]
     ring1 = {f"dx={dx:+d},dy={dy:+d}" for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)}
@@ -174,21 +168,21 @@ def test_matched_transformations_are_the_ones_applied(digits, controls):
 
 
 @pytest.mark.parametrize("which", ["val-vs-test", "test-vs-val"])
-def test_heldout_data_is_not_flagged(digits, which):
-    train, val, test = digits
+def test_heldout_data_is_not_flagged(digits_arrays, which):
+    train, val, test = digits_arrays
     fake, held = (val, test) if which == "val-vs-test" else (test, val)
     r = transform_copy_rate(fake, train, held, shape=SHAPE)
     assert r.value <= 0.04 and not r.params["flagged"]  # measured 0.006 and 0.017
 
 
-def test_reference_model_is_not_flagged(digits, independent_pixels):
-    train, _, test = digits
+def test_reference_model_is_not_flagged(digits_arrays, independent_pixels):
+    train, _, test = digits_arrays
     r = transform_copy_rate(independent_pixels, train, test, shape=SHAPE)
     assert r.value <= 0.02 and not r.params["flagged"]  # measured 0.000
 
 
-def test_flips_are_searched_only_when_allowed(digits):
-    train, _, test = digits
+def test_flips_are_searched_only_when_allowed(digits_arrays):
+    train, _, test = digits_arrays
     flipped = train[:200, ..., ::-1].copy()
     asym = [i for i in range(200) if not np.array_equal(flipped[i], train[i])]
     off = transform_copy_rate(flipped[asym], train, test, shape=SHAPE)
@@ -197,8 +191,8 @@ def test_flips_are_searched_only_when_allowed(digits):
     assert off.value < on.value
 
 
-def test_sample_cap_is_recorded(digits, controls):
-    train, _, test = digits
+def test_sample_cap_is_recorded(digits_arrays, controls):
+    train, _, test = digits_arrays
     r = transform_copy_rate(controls["shift-1"], train, test, shape=SHAPE, max_samples=100)
     assert r.n["checked"] == 100 and r.n["fake"] == 359 and r.fixed["checked"] == 100
     assert r.warnings and "first 100 of 359" in r.warnings[0]
@@ -209,8 +203,8 @@ def test_sample_cap_is_recorded(digits, controls):
 # ------------------------------------------------------------------------------ the spec
 
 
-def test_registered_in_the_overfitting_family_and_run_by_the_evaluator(digits, controls):
-    train, _, test = digits
+def test_registered_in_the_overfitting_family_and_run_by_the_evaluator(digits_arrays, controls):
+    train, _, test = digits_arrays
     spec = METRICS.get("transform-copy-rate")
     assert spec.family == "overfitting" and spec.needs == "samples" and spec.higher_is_better("transform-copy-rate") \
         is False
@@ -225,8 +219,8 @@ def test_registered_in_the_overfitting_family_and_run_by_the_evaluator(digits, c
     assert "shift=2" in str(row.protocol) and "q=0.01" in str(row.protocol)
 
 
-def test_missing_or_wrong_shape_is_a_clear_error(digits):
-    train, _, test = digits
+def test_missing_or_wrong_shape_is_a_clear_error(digits_arrays):
+    train, _, test = digits_arrays
     with pytest.raises(ValueError, match=r"needs the image shape.*shape=\(1, 8, 8\).*not to feature vectors"):
         transform_copy_rate(test, train, test)
     with pytest.raises(ValueError, match=r"C\*H\*W equal to the 64 values"):
@@ -235,8 +229,8 @@ def test_missing_or_wrong_shape_is_a_clear_error(digits):
         transform_copy_rate(test, train, test, shape=SHAPE, contrasts=(0.0,))
 
 
-def test_non_default_family_enters_the_protocol(digits):
-    train, _, test = digits
+def test_non_default_family_enters_the_protocol(digits_arrays):
+    train, _, test = digits_arrays
     inputs = MetricInputs("pixels", fake=test[:50].reshape(50, -1), train=train.reshape(len(train), -1),
                           heldout=test.reshape(len(test), -1), ref="train", heldout_split="test")
     (row,) = evaluate_metrics(inputs, metrics=["transform-copy-rate"], settings={"transform-copy-rate": {

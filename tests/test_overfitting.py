@@ -32,7 +32,6 @@ from scipy.stats import mannwhitneyu, ttest_ind
 from sklearn.neighbors import NearestNeighbors
 
 from genbench._io import to_json
-from genbench.data import load_dataset
 from genbench.metrics import METRICS
 from genbench.metrics.overfitting import (
     authenticity_score,
@@ -46,14 +45,8 @@ from genbench.metrics.overfitting import (
 
 
 @pytest.fixture(scope="module")
-def digits():
-    ds = load_dataset("digits")
-    return ds.train.x.numpy(), ds.val.x.numpy(), ds.test.x.numpy()
-
-
-@pytest.fixture(scope="module")
-def controls(digits):
-    train, val, test = digits
+def controls(digits_arrays):
+    train, val, test = digits_arrays
     rng = np.random.default_rng(0)
     copycat = train[rng.choice(len(train), 359, replace=False)]
     noisy = {s: np.clip(copycat + rng.normal(0.0, s, copycat.shape), 0.0, 1.0).astype(np.float32) for s in (0.02, 0.05)}
@@ -67,8 +60,8 @@ def controls(digits):
 
 
 @pytest.fixture(scope="module")
-def results(digits, controls):
-    train = digits[0]
+def results(digits_arrays, controls):
+    train = digits_arrays[0]
     return {name: {r.metric: r for r in evaluate_overfitting(f, train, h, heldout_split="test")}
             for name, (f, h) in controls.items()}
 
@@ -129,8 +122,8 @@ def _sk_nn(q, ref, exclude_self=False):
     return d[:, 0], i[:, 0]
 
 
-def test_copy_rate_and_authenticity_match_a_sklearn_computation(digits):
-    train, val, test = digits
+def test_copy_rate_and_authenticity_match_a_sklearn_computation(digits_arrays):
+    train, val, test = digits_arrays
     rng = np.random.default_rng(1)
     # a mix: half near-copies, half real held-out images
     fake = np.concatenate([np.clip(train[:90] + rng.normal(0, 0.1, train[:90].shape), 0, 1), val[:90]])
@@ -149,8 +142,8 @@ def test_copy_rate_and_authenticity_match_a_sklearn_computation(digits):
     assert math.isclose(ratio.params["fake_quantiles"]["p95"], np.quantile(fd, 0.95), rel_tol=1e-12)
 
 
-def test_ct_closed_form_with_one_cell(digits):
-    train, _, test = digits
+def test_ct_closed_form_with_one_cell(digits_arrays):
+    train, _, test = digits_arrays
     # one cell: every copy (distance 0) lies below every test distance (min 0.47), so U = 0 and
     # Z = -sqrt(3 m n / (m + n + 1)); shifted far away, U = m n and Z is the mirror image
     m, n = 300, len(test)
@@ -163,11 +156,11 @@ def test_ct_closed_form_with_one_cell(digits):
     assert not r.params["flagged"]
 
 
-def test_ct_matches_the_reference_procedure(digits):
+def test_ct_matches_the_reference_procedure(digits_arrays):
     # Meehan et al.'s procedure written out with sklearn NN and scipy's U on our cells
     from sklearn.cluster import KMeans
 
-    train, val, test = digits
+    train, val, test = digits_arrays
     rng = np.random.default_rng(2)
     fake = np.concatenate([train[:100], val[:80]]) + rng.normal(0, 0.01, (180, 1, 8, 8))
     t, f, h = (a.reshape(len(a), -1).astype(np.float64) for a in (train, fake, test))
@@ -212,22 +205,22 @@ def test_ct_is_near_zero_for_fresh_samples_on_synthetic_data():
     assert max(abs(v) for v in values) < 3.0, values
 
 
-def test_seeded_and_input_type_independent(digits):
-    train, val, test = digits
+def test_seeded_and_input_type_independent(digits_arrays):
+    train, val, test = digits_arrays
     a = evaluate_overfitting(val, train, test, seed=5)
     b = evaluate_overfitting(torch.from_numpy(val.reshape(180, -1)), torch.from_numpy(train), test, seed=5)
     assert [r.value for r in a] == [r.value for r in b]
 
 
-def test_shared_neighbours_give_the_same_numbers(digits):
-    train, val, test = digits
+def test_shared_neighbours_give_the_same_numbers(digits_arrays):
+    train, val, test = digits_arrays
     nb = train_neighbours(val, train, test)
     assert nb.train_dist.shape == (len(train),) and (nb.train_dist > 0).all()
     assert copy_rate(val, train, test, neighbours=nb).value == copy_rate(val, train, test).value
 
 
-def test_boundary_errors(digits):
-    train, val, test = digits
+def test_boundary_errors(digits_arrays):
+    train, val, test = digits_arrays
     with pytest.raises(ValueError, match="values per sample"):
         copy_rate(val[:, :, :4], train, test)
     with pytest.raises(ValueError, match="n_cells must be in"):
