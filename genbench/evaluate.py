@@ -175,6 +175,7 @@ def evaluate_samples(fake: torch.Tensor, ref: Reference, *, families: tuple[str,
         timings["features_s"] = time.perf_counter() - t
     if "quality" in families:
         t = time.perf_counter()
+        _check_probs_available(metrics, f, ext, fake)
         n_eq = min(len(f["real"]), len(f["fake"]), n_eval or 10**12)
         if len(f["real"]) == len(f["fake"]) == n_eq:
             repeats = 1  # nothing to subsample: every repeat would compare the same two sets
@@ -213,6 +214,25 @@ def evaluate_samples(fake: torch.Tensor, ref: Reference, *, families: tuple[str,
             inputs = MetricInputs(f["space"], fake_probs=f["fake_probs"], weights=f["weights"])
             rows += evaluate_metrics(inputs, family="coverage", settings=_settings(settings, "coverage"))
     return rows
+
+
+def _check_probs_available(metrics: list[str] | None, f: dict[str, Any], ext: Any, fake: torch.Tensor) -> None:
+    """A metric asked for by name that needs class probabilities (IS) fails here, with the extractor's
+    own reason (an Inception file without logits says which file has them)."""
+    from genbench.metrics import spec_for_output
+
+    asked = [m for m in metrics or [] if spec_for_output(m).needs == "probs"]
+    if not asked or f["fake_probs"] is not None:
+        return
+    reason = "it has no classifier head"
+    try:
+        ext.probs(fake[:1].float())
+    except Exception as e:  # the extractor explains why it has no probabilities
+        reason = str(e)
+    raise ValueError(f"{', '.join(asked).upper()} needs fake_probs (class probabilities), which extractor "
+                     f"{ext.id!r} does not give: {reason} "
+                     "Use an extractor with a classifier head (domain:<dataset>, or "
+                     "inception-v3-compat with torch-fidelity's weights file), or leave IS out.")
 
 
 def _equal_n_quality(f: dict[str, Any], fake: np.ndarray, fake_probs: np.ndarray | None, ref_split: str, *,

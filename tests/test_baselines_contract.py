@@ -177,7 +177,13 @@ def test_control_samples_shape_range_and_determinism(name, dataset, datasets):
     assert torch.equal(x, gen.sample(64, seed=5))
     assert not torch.equal(x, gen.sample(64, seed=6))
     n_big = len(ds.train) + 7  # more than any split holds
-    check_samples(gen.sample(n_big, seed=0), ds, n_big)
+    cap = getattr(gen, "max_samples", None)
+    if cap is None:
+        check_samples(gen.sample(n_big, seed=0), ds, n_big)
+    else:  # a replay control never repeats an example: more than its split is an error that says so
+        with pytest.raises(ValueError, match="never repeats an example"):
+            gen.sample(n_big, seed=0)
+        check_samples(gen.sample(cap, seed=0), ds, cap)
     assert gen.sample(0, seed=0).shape == (0, *ds.info.shape)
     if isinstance(gen, LikelihoodModel):
         lp = gen.log_prob(ds.test.x[:16])

@@ -279,7 +279,7 @@ def test_cli_score_generator_json_and_stats_reference(tmp_path, capsys, digits):
     out = json.loads(capsys.readouterr().out)
     assert out["name"] == "mine" and out["run_id"].startswith("score-mine-digits-s0-")
     fid = next(m for m in out["metrics"] if m["metric"] == "fid")
-    assert fid["n"] == {"real": 359, "fake": 200}
+    assert fid["n"] == {"real": 200, "fake": 200}  # equal n, as in the matrix
     # bad input through the CLI: exit 2, the reason on stderr, nothing more in the store
     assert main(["score", "--generator", str(tmp_path / "g.pt2"), "--reference", "digits", "--z-dim", "3",
                  "--results", str(res)]) == 2

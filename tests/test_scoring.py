@@ -33,7 +33,9 @@ def test_score_npz_against_digits(tmp_path, cache, digits):
     rows = score(spec, "digits", cache_dir=cache, families=Q)
     by = {r.metric: r for r in rows}
     assert list(by) == ["fid", "is", "is_real", "kid", "precision", "recall", "density", "coverage", "vendi",
-                        "vendi_real"]
+                        "vendi_real", "fid_real", "kid_real", "precision_real", "recall_real", "density_real",
+                        "coverage_real"]  # the real-vs-real rows: the train split against test, same protocol
+    assert by["fid_real"].params["real_vs_real"] == "train" and by["fid_real"].n == by["fid"].n
     ext = get_extractor("domain:digits", cache_dir=cache)
     # equal n: the 359 test images are subsampled to the 300 samples, 5 times (mean ± std over subsamples)
     assert str(by["fid"].protocol) == f"fid@{ext.id}/n=300v300/ref=test/subsamples=5"
@@ -85,7 +87,7 @@ def test_score_defaults_and_errors(tmp_path, cache, digits):
     assert not rows[1].warnings
     with pytest.raises(ValueError, match=r"samples have shape \(1, 4, 4\) .* has \(1, 8, 8\)"):
         score(torch.rand(10, 1, 4, 4), "digits", cache_dir=cache, families=Q)
-    with pytest.raises(ValueError, match="'is' needs fake_probs"):
+    with pytest.raises(ValueError, match="IS needs fake_probs"):
         score(fake, ref, cache_dir=cache, families=Q, metrics=["is"])
 
 
