@@ -392,6 +392,12 @@ def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: 
                                        n_test=ev.n_test or None, seed=derive_seed(seed, "likelihood"),
                                        gmm_components=ev.gmm_components or None, device=device)
         timings["likelihood_s"] = time.perf_counter() - t
+    if "representation" in ev.families and hasattr(gen, "encode"):
+        from genbench.metrics.representation import evaluate_representation
+
+        t = time.perf_counter()
+        metrics += evaluate_representation(gen, ds, seed=derive_seed(seed, "representation"), device=device)
+        timings["representation_s"] = time.perf_counter() - t
     if run is not None and "overfitting" in ev.families and ds.info.kind == "image":
         artifacts.update(_nn_gallery(ev, ds, fake, run, device))
     return CellOutput(metrics=metrics, artifacts=artifacts, timings=timings, device=str(device))

@@ -29,7 +29,9 @@ from typing import Any
 from genbench._io import hash_text
 from genbench.config import ConfigError, from_dict, load_toml, to_dict
 
-EVAL_FAMILIES = ("quality", "likelihood", "overfitting", "coverage")
+EVAL_FAMILIES = ("quality", "likelihood", "overfitting", "coverage", "representation", "conditional")
+#: what an evaluation computes when its block names no families (the newer families are asked for by name)
+DEFAULT_FAMILIES = EVAL_FAMILIES[:4]
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class EvalConfig:
     n_samples: int = 10000
     reference: str = "test"
     extractor: str = "domain"
-    families: tuple[str, ...] = EVAL_FAMILIES
+    families: tuple[str, ...] = DEFAULT_FAMILIES
     iwae_k: int = 1000
     n_test: int = 0
     gmm_components: tuple[int, ...] = ()
