@@ -398,6 +398,14 @@ def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: 
         t = time.perf_counter()
         metrics += evaluate_representation(gen, ds, seed=derive_seed(seed, "representation"), device=device)
         timings["representation_s"] = time.perf_counter() - t
+    if "conditional" in ev.families:
+        from genbench.metrics.conditional import evaluate_conditional, is_conditional
+
+        if is_conditional(gen):
+            t = time.perf_counter()
+            metrics += evaluate_conditional(gen, ds, n=ev.n_samples, seed=derive_seed(seed, "conditional"),
+                                            device=device, extractor=ev.extractor, cache_dir=cache_dir, weights=weights)
+            timings["conditional_s"] = time.perf_counter() - t
     if run is not None and "overfitting" in ev.families and ds.info.kind == "image":
         artifacts.update(_nn_gallery(ev, ds, fake, run, device))
     return CellOutput(metrics=metrics, artifacts=artifacts, timings=timings, device=str(device))
