@@ -25,7 +25,8 @@ from genbench.metrics import Measurement, register_metric
 __all__ = ["classification_accuracy_score", "conditional_accuracy", "evaluate_conditional", "is_conditional"]
 
 
-@register_metric("conditional-accuracy", family="conditional", needs="probs", direction="higher")
+@register_metric("conditional-accuracy", family="conditional", needs="probs", direction="higher",
+                 outputs=("conditional_accuracy",))
 def conditional_accuracy(fake_probs: Any, *, labels: Any) -> Measurement:
     """Share of samples whose most probable class (under a classifier) is the class requested for them.
 
