@@ -231,10 +231,13 @@ def check_names(m: Matrix) -> None:
 
 
 def load_matrix(path: str | Path | None = None) -> Matrix:
-    """Load a matrix file; ``None`` loads the built-in default matrix."""
-    if path is None:
-        text = resources.files("genbench").joinpath("matrices/default.toml").read_text()
+    """Load a matrix file; ``None`` loads the built-in default matrix, and a bare name that is not a
+    file (``"families"``) loads the built-in ``genbench/matrices/<name>.toml``."""
+    name = "default" if path is None else str(path)
+    builtin = resources.files("genbench").joinpath(f"matrices/{name}.toml")
+    if path is None or (not Path(name).exists() and "/" not in name and not name.endswith(".toml")
+                        and builtin.is_file()):
         import tomllib
 
-        return parse_matrix(tomllib.loads(text), source="<built-in default>")
+        return parse_matrix(tomllib.loads(builtin.read_text()), source=f"<built-in {name}>")
     return parse_matrix(load_toml(path), source=str(path))
