@@ -217,3 +217,12 @@ def test_conditional_models_beat_controls(name, digits, rate_independent_pixels,
     ignores = rows_by_metric(evaluate_conditional(replay_controls["label-shuffled"], digits, n=1000, seed=0))
     assert mine["conditional_accuracy"].value > ignores["conditional_accuracy"].value + 0.5
     assert mine["cas"].value > ignores["cas"].value + 0.4
+
+
+@pytest.mark.slow
+def test_bigan_beats_independent_pixels_and_its_encoder_beats_a_random_one(digits, rate_independent_pixels):
+    res = train("bigan", digits, seed=0, run=None)  # the default 2000 steps: at 1000 its samples are still noisy
+    rate = recognition_rate(res.model.sample(1000, seed=1))
+    assert rate > max(0.1, 4 * rate_independent_pixels), f"bigan: {rate:.3f} vs {rate_independent_pixels:.3f}"
+    rows = rows_by_metric(evaluate_representation(res.model, digits, seed=0))
+    assert rows["probe_acc"].value > rows["probe_acc_random"].value + 0.03
