@@ -402,9 +402,14 @@ def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: 
         from genbench.metrics.conditional import evaluate_conditional, is_conditional
 
         if is_conditional(gen):
+            from genbench.features import extract, get_extractor
+
             t = time.perf_counter()
+            ext = get_extractor(default_extractor(ds, ev.extractor), device=device, cache_dir=cache_dir,
+                                weights=weights)
             metrics += evaluate_conditional(gen, ds, n=ev.n_samples, seed=derive_seed(seed, "conditional"),
-                                            device=device, extractor=ev.extractor, cache_dir=cache_dir, weights=weights)
+                                            class_probs=lambda x: extract(ext, x, device=device).get("probs"),
+                                            space=ext.id)
             timings["conditional_s"] = time.perf_counter() - t
     if run is not None and "overfitting" in ev.families and ds.info.kind == "image":
         artifacts.update(_nn_gallery(ev, ds, fake, run, device))

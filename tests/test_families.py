@@ -19,7 +19,8 @@ from baselines.autoencoder import AEConfig, Autoencoder, DAEConfig, DenoisingAut
 from baselines.conditional import LabelTable
 from genbench.harness import build_generator, train
 from genbench.metrics import MetricInputs, evaluate_metrics
-from genbench.metrics.conditional import classification_accuracy_score, conditional_accuracy, evaluate_conditional
+from genbench.metrics.conditional import classification_accuracy_score, conditional_accuracy
+from genbench.metrics.conditional import evaluate_conditional as _evaluate_conditional
 from genbench.metrics.representation import (
     PixelEncoder,
     evaluate_representation,
@@ -159,6 +160,15 @@ def replay_controls(digits):
     return {n: build_generator(n, digits, seed=0)[0] for n in ("conditional-copycat", "label-shuffled")}
 
 
+def evaluate_conditional(gen, ds, *, n, seed):
+    """The conditional rows with the digits domain classifier, as evaluate_model wires them."""
+    from genbench.features import extract, get_extractor
+
+    ext = get_extractor("domain:digits")
+    return _evaluate_conditional(gen, ds, n=n, seed=seed, class_probs=lambda x: extract(ext, x)["probs"],
+                                 space=ext.id)
+
+
 def rows_by_metric(rows):
     return {r.metric: r for r in rows}
 
@@ -226,3 +236,21 @@ def test_bigan_beats_independent_pixels_and_its_encoder_beats_a_random_one(digit
     assert rate > max(0.1, 4 * rate_independent_pixels), f"bigan: {rate:.3f} vs {rate_independent_pixels:.3f}"
     rows = rows_by_metric(evaluate_representation(res.model, digits, seed=0))
     assert rows["probe_acc"].value > rows["probe_acc_random"].value + 0.03
+
+
+def test_evaluate_model_runs_the_new_families_when_asked(digits, replay_controls):
+    from genbench.evaluate import evaluate_model
+    from genbench.matrix import EvalConfig
+
+    ev = EvalConfig(n_samples=200, families=("representation", "conditional"), device="cpu")
+    cond = {r.metric for r in evaluate_model(replay_controls["conditional-copycat"], digits, ev, seed=0).metrics}
+    assert {"conditional_accuracy", "cas", "cas_real"} <= cond and not any(m.startswith("probe") for m in cond)
+    ae = Autoencoder(AEConfig(z_dim=4), digits.info)
+    ae._remember(digits.train.x[:300])
+    ae.fit_code_density(digits.val.x)
+    rep = {r.metric for r in evaluate_model(ae, digits, ev, seed=0).metrics}
+    assert {"probe_acc", "probe_acc_10pc", "rec_mse", "probe_acc_pixels", "probe_acc_random"} <= rep
+    assert "cas" not in rep
+    # not asked for: not computed
+    plain = evaluate_model(ae, digits, EvalConfig(n_samples=200, families=("coverage",), device="cpu"), seed=0)
+    assert not any(r.metric.startswith("probe") for r in plain.metrics)

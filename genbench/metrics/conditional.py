@@ -15,18 +15,20 @@ balanced over the classes, so the requested labels are known without any state o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from genbench.metrics import Measurement, register_metric
+from genbench._validation import check_finite
+from genbench.metrics import Measurement
+from genbench.metrics.representation import result_row
+from genbench.results import MetricResult
 
 __all__ = ["classification_accuracy_score", "conditional_accuracy", "evaluate_conditional", "is_conditional"]
 
 
-@register_metric("conditional-accuracy", family="conditional", needs="probs", direction="higher",
-                 outputs=("conditional_accuracy",))
 def conditional_accuracy(fake_probs: Any, *, labels: Any) -> Measurement:
     """Share of samples whose most probable class (under a classifier) is the class requested for them.
 
@@ -45,16 +47,16 @@ def conditional_accuracy(fake_probs: Any, *, labels: Any) -> Measurement:
     >>> conditional_accuracy(np.eye(3)[[0, 1, 2, 0]], labels=[0, 1, 2, 1]).value
     0.75
     """
-    p, y = np.asarray(fake_probs), np.asarray(labels).reshape(-1)
+    p, y = np.asarray(fake_probs, dtype=np.float64), np.asarray(labels).reshape(-1)
+    check_finite(p, "fake_probs")
     if len(p) != len(y):
         raise ValueError(f"labels has {len(y)} entries for {len(p)} samples")
     hit = (p.argmax(1) == y).astype(np.float64)
     acc = float(hit.mean())
     return Measurement(acc, std=float(np.sqrt(acc * (1 - acc) / len(hit))), std_kind="stderr",
-                       params={"chance": 1.0 / p.shape[1]})
+                       params={"chance": 1.0 / p.shape[1]}, n={"fake": len(y)})
 
 
-@register_metric("cas", family="conditional", needs="features", direction="higher")
 def classification_accuracy_score(real: Any, fake: Any, *, fake_labels: Any, real_labels: Any,
                                   C: float = 1.0) -> Measurement:
     """Accuracy on real data (``real``, ``real_labels``) of a logistic regression trained on ``fake``, ``fake_labels``.
@@ -83,7 +85,8 @@ def classification_accuracy_score(real: Any, fake: Any, *, fake_labels: Any, rea
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=C))
     clf.fit(np.asarray(fake, dtype=np.float64), yf)
     return Measurement(float((clf.predict(np.asarray(real, dtype=np.float64)) == yr).mean()), warnings=warn,
-                       params={"classifier": "logistic regression on standardised pixels", "C": C})
+                       params={"classifier": "logistic regression on standardised pixels", "C": C},
+                       n={"real": len(yr), "fake": len(yf)})
 
 
 def is_conditional(gen: Any) -> bool:
@@ -96,51 +99,46 @@ def is_conditional(gen: Any) -> bool:
         return False
 
 
-def evaluate_conditional(gen: Any, dataset: Any, *, n: int, seed: int = 0, device: Any = None,
-                         extractor: Any = None, cache_dir: Any = None, weights: Any = None) -> list[Any]:
+def evaluate_conditional(gen: Any, dataset: Any, *, n: int, seed: int = 0,
+                         class_probs: Callable[[torch.Tensor], Any] | None = None,
+                         space: str = "classifier") -> list[MetricResult]:
     """Conditional rows for a class-conditional generator on a labelled image dataset.
 
-    Draws ``n`` samples for balanced requested labels (seeded), classifies them with the
-    dataset's domain classifier (``conditional_accuracy``), and computes CAS on the test split,
-    beside ``cas_real`` (the same classifier trained on ``n`` real training examples, their
-    labels balanced as far as the split allows).
+    Draws ``n`` samples for balanced requested labels (seeded); ``class_probs(x) -> (N, C)`` (the
+    dataset's domain classifier, given by the caller, whose id is ``space``) gives
+    ``conditional_accuracy``; CAS is computed on the test split, beside ``cas_real`` (the same
+    classifier trained on ``n`` real training examples).
 
     Returns
     -------
-    list of MetricResult (``conditional_accuracy``, ``cas``, ``cas_real``); empty when the dataset
-    has no labels or no train/test split.
+    list of MetricResult (``conditional_accuracy`` when ``class_probs`` is given, ``cas``,
+    ``cas_real``); empty when the dataset has no labels or no train/test split.
     """
-    from genbench.evaluate import default_extractor
-    from genbench.features import Extractor, extract, get_extractor
-    from genbench.metrics import MetricInputs, evaluate_metrics
-
     info = dataset.info
     if not info.n_classes or not {"train", "test"} <= set(info.split_sizes):
         return []
     labels = torch.arange(n) % int(info.n_classes)
     with torch.no_grad():
         fake = gen.sample(n, seed=seed, labels=labels).detach().float().cpu()
-    ext = extractor if isinstance(extractor, Extractor) else get_extractor(
-        default_extractor(dataset, extractor or "domain"), device=device, cache_dir=cache_dir, weights=weights)
-    fk = extract(ext, fake, device=device)
     rows = []
-    if fk.get("probs") is not None:
-        inputs = MetricInputs(ext.id, fake_probs=fk["probs"], weights=ext.info.get("weights_hash"))
-        rows += evaluate_metrics(inputs, metrics=["conditional-accuracy"], family="conditional",
-                                 settings={"conditional-accuracy": {"labels": labels.numpy()}})
+    probs = class_probs(fake) if class_probs is not None else None
+    if probs is not None:
+        rows.append(result_row("conditional_accuracy", conditional_accuracy(probs, labels=labels.numpy()),
+                               space=space, higher_is_better=True, ref=None))
     te, tr = dataset.split("test"), dataset.split("train")
-    flat = lambda a: a.reshape(len(a), -1).numpy()  # noqa: E731
+
+    def flat(a: torch.Tensor) -> np.ndarray:
+        return a.reshape(len(a), -1).numpy()
+
     real_x, real_y = flat(te.x), te.y.numpy()
-    rows += evaluate_metrics(MetricInputs("pixels", real=real_x, fake=flat(fake), ref="test"), metrics=["cas"],
-                             family="conditional",
-                             settings={"cas": {"fake_labels": labels.numpy(), "real_labels": real_y}})
+    cas = classification_accuracy_score(real_x, flat(fake), fake_labels=labels.numpy(), real_labels=real_y)
+    rows.append(result_row("cas", cas, space="pixels", higher_is_better=True))
     # the ceiling: the same classifier trained on real training images, as many as the samples
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.permutation(len(tr.x))[: min(n, len(tr.x))])
-    ceiling = evaluate_metrics(MetricInputs("pixels", real=real_x, fake=flat(tr.x)[idx], ref="test"), metrics=["cas"],
-                               family="conditional",
-                               settings={"cas": {"fake_labels": tr.y.numpy()[idx], "real_labels": real_y}})
-    note = "reference: the same classifier trained on real training images (the value a perfect model reaches)"
-    rows += [r.with_(metric="cas_real", protocol=r.protocol.with_(metric="cas_real"), warnings=(*r.warnings, note))
-             for r in ceiling]
+    rows.append(result_row("cas_real", classification_accuracy_score(real_x, flat(tr.x)[idx],
+                                                                     fake_labels=tr.y.numpy()[idx], real_labels=real_y),
+                           space="pixels", higher_is_better=True,
+                           note="reference: the same classifier trained on real training images (the value a "
+                                "perfect model reaches)"))
     return rows

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from genbench.metrics import Measurement, register_metric
+from genbench.metrics import Measurement
+from genbench.results import MetricResult, Protocol
 
 __all__ = ["PixelEncoder", "encode_all", "evaluate_representation", "linear_probe", "random_encoder",
-           "reconstruction_error"]
+           "reconstruction_error", "result_row"]
 
 
 def encode_all(model: Any, x: torch.Tensor, *, batch_size: int = 1024) -> np.ndarray:
@@ -57,8 +58,6 @@ def few_labels(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(idx))
 
 
-@register_metric("linear-probe", family="representation", needs="model", direction="higher",
-                 outputs=("probe_acc", "probe_acc_10pc"), protocol_params={"per_class": "per_class"})
 def linear_probe(model: Any, x: torch.Tensor, *, y: Any, x_test: torch.Tensor, y_test: Any, per_class: int = 10,
                  seed: int = 0) -> dict[str, Measurement]:
     """Linear-probe test accuracy on a model's codes, with all training labels and with ``per_class`` per class.
@@ -92,8 +91,6 @@ def linear_probe(model: Any, x: torch.Tensor, *, y: Any, x_test: torch.Tensor, y
                                           params={"per_class": per_class})}
 
 
-@register_metric("reconstruction", family="representation", needs="model", direction="lower",
-                 outputs=("rec_mse",), uncertainty="stderr")
 def reconstruction_error(model: Any, x: torch.Tensor, *, batch_size: int = 1024) -> Measurement:
     """Mean squared error per data value of ``decode(encode(x))`` against ``x``; std: its standard error.
 
@@ -116,7 +113,8 @@ def reconstruction_error(model: Any, x: torch.Tensor, *, batch_size: int = 1024)
             r = model.decode(model.encode(xb)).detach().float().cpu().reshape(len(xb), -1)
             per.append(((r - xb.float().reshape(len(xb), -1)) ** 2).mean(1))
     e = torch.cat(per).double().numpy()
-    return Measurement(float(e.mean()), std=float(e.std(ddof=1) / np.sqrt(len(e))) if len(e) > 1 else None)
+    return Measurement(float(e.mean()), std=float(e.std(ddof=1) / np.sqrt(len(e))) if len(e) > 1 else None,
+                       std_kind="stderr", n={"x": len(e)})
 
 
 class PixelEncoder:
@@ -146,13 +144,27 @@ def random_encoder(model: torch.nn.Module, *, seed: int) -> torch.nn.Module:
     return fresh.eval()
 
 
-def _renamed(rows: list[Any], suffix: str, note: str) -> list[Any]:
-    return [r.with_(metric=r.metric + suffix, protocol=r.protocol.with_(metric=r.metric + suffix),
-                    warnings=(*r.warnings, note)) for r in rows]
+def result_row(metric: str, m: Measurement, *, space: str, higher_is_better: bool | None, ref: str | None = "test",
+               fixed: dict[str, Any] | None = None, seed: int | None = None, unit: str | None = None,
+               note: str | None = None) -> MetricResult:
+    """A result row with its protocol record, for the representation and conditional families.
+
+    These families' metrics need labels and models beside the arrays, which the generic metric
+    specs (:func:`genbench.metrics.evaluate_metrics`, whose common tests build inputs from a spec's
+    ``needs`` alone) have no place for; their functions return :class:`Measurement` records and this
+    builds the rows the same way the evaluator does.
+    """
+    n = dict(m.n or {})
+    fixed = {**(fixed or {}), **dict(m.fixed)}
+    protocol = Protocol(metric, space=space, n=n, ref=ref, fixed=fixed, seed=seed)
+    params = {**dict(m.params), **fixed, **({"seed": seed} if seed is not None else {})}
+    return MetricResult(metric=metric, value=m.value, protocol=protocol, std=m.std, std_kind=m.std_kind, n=n,
+                        unit=m.unit or unit, higher_is_better=higher_is_better, params=params,
+                        warnings=tuple(dict.fromkeys((*m.warnings, *((note,) if note else ())))))
 
 
 def evaluate_representation(model: Any, dataset: Any, *, seed: int = 0, device: Any = None,
-                            per_class: int = 10) -> list[Any]:
+                            per_class: int = 10) -> list[MetricResult]:
     """Representation rows of a model with ``encode``, and the pixel and random-encoder reference rows.
 
     Needs a labelled dataset with train and test splits (else returns no rows). Reconstruction is
@@ -163,25 +175,22 @@ def evaluate_representation(model: Any, dataset: Any, *, seed: int = 0, device: 
     list of MetricResult: ``probe_acc``, ``probe_acc_10pc``, ``rec_mse`` (model),
     ``probe_acc_pixels``, ``probe_acc_10pc_pixels``, ``probe_acc_random``, ``probe_acc_10pc_random``.
     """
-    from genbench.metrics import MetricInputs, evaluate_metrics
-
     splits = dataset.info.split_sizes
     if not dataset.info.n_classes or not {"train", "test"} <= set(splits):
         return []
     tr, te = dataset.split("train"), dataset.split("test")
-    probe = {"linear-probe": {"y": tr.y.numpy(), "x_test": te.x, "y_test": te.y.numpy(), "per_class": per_class}}
 
-    def run(enc: Any, space: str) -> list[Any]:
-        inputs = MetricInputs(space, model=enc, x=tr.x, ref="test", device=device)
-        return evaluate_metrics(inputs, metrics=["linear-probe"], family="representation", settings=probe, seed=seed)
+    def probe(enc: Any, space: str, suffix: str = "", note: str | None = None) -> list[MetricResult]:
+        out = linear_probe(enc, tr.x, y=tr.y.numpy(), x_test=te.x, y_test=te.y.numpy(), per_class=per_class,
+                           seed=seed)
+        return [result_row(k + suffix, m, space=space, higher_is_better=True, fixed={"per_class": per_class},
+                           seed=seed, note=note) for k, m in out.items()]
 
-    rows = run(model, "codes")
+    rows = probe(model, "codes")
     if hasattr(model, "decode"):
-        rows += evaluate_metrics(MetricInputs("codes", model=model, x=te.x, ref="test"), metrics=["reconstruction"],
-                                 family="representation")
-    rows += _renamed(run(PixelEncoder(), "pixels"), "_pixels",
-                     "reference: the same probe on the raw data values (no encoder)")
+        rows.append(result_row("rec_mse", reconstruction_error(model, te.x), space="codes", higher_is_better=False))
+    rows += probe(PixelEncoder(), "pixels", "_pixels", "reference: the same probe on the raw data values (no encoder)")
     if isinstance(model, torch.nn.Module):
-        rows += _renamed(run(random_encoder(model, seed=seed), "codes"), "_random",
-                         f"reference: a freshly initialised copy of the model (seed {seed}), same architecture")
+        rows += probe(random_encoder(model, seed=seed), "codes", "_random",
+                      f"reference: a freshly initialised copy of the model (seed {seed}), same architecture")
     return rows
