@@ -425,6 +425,25 @@ def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: 
                                     ref=ev.reference, n_steps=ev.ais_steps, n_chains=ev.ais_chains,
                                     levels=ds.info.levels, seed=derive_seed(seed, "ais"), device=device)
         timings["likelihood_s"] = time.perf_counter() - t
+    if "representation" in ev.families and hasattr(gen, "encode"):
+        from genbench.metrics.representation import evaluate_representation
+
+        t = time.perf_counter()
+        metrics += evaluate_representation(gen, ds, seed=derive_seed(seed, "representation"), device=device)
+        timings["representation_s"] = time.perf_counter() - t
+    if "conditional" in ev.families:
+        from genbench.metrics.conditional import evaluate_conditional, is_conditional
+
+        if is_conditional(gen):
+            from genbench.features import extract, get_extractor
+
+            t = time.perf_counter()
+            ext = get_extractor(default_extractor(ds, ev.extractor), device=device, cache_dir=cache_dir,
+                                weights=weights)
+            metrics += evaluate_conditional(gen, ds, n=ev.n_samples, seed=derive_seed(seed, "conditional"),
+                                            class_probs=lambda x: extract(ext, x, device=device).get("probs"),
+                                            space=ext.id)
+            timings["conditional_s"] = time.perf_counter() - t
     if run is not None and "overfitting" in ev.families and ds.info.kind == "image":
         artifacts.update(_nn_gallery(ev, ds, fake, run, device))
     return CellOutput(metrics=metrics, artifacts=artifacts, timings=timings, device=str(device))

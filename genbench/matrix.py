@@ -29,7 +29,9 @@ from typing import Any
 from genbench._io import hash_text
 from genbench.config import ConfigError, check_device, check_device_name, from_dict, load_toml, to_dict
 
-EVAL_FAMILIES = ("quality", "likelihood", "overfitting", "coverage")
+EVAL_FAMILIES = ("quality", "likelihood", "overfitting", "coverage", "representation", "conditional")
+#: what an evaluation computes when its block names no families (the newer families are asked for by name)
+DEFAULT_FAMILIES = EVAL_FAMILIES[:4]
 #: torch intra-op threads of a cell whose ``evaluation.threads`` is 0. Fixed (not the machine's
 #: core count) so that a cell gives the same numbers under every executor: reductions split over
 #: other thread counts sum in another order, and a GAN trained with 2 threads scored FID 1.5951
@@ -75,7 +77,7 @@ class EvalConfig:
     n_samples: int = 10000
     reference: str = "test"
     extractor: str = "domain"
-    families: tuple[str, ...] = EVAL_FAMILIES
+    families: tuple[str, ...] = DEFAULT_FAMILIES
     iwae_k: int = 1000
     n_test: int = 0
     gmm_components: tuple[int, ...] = ()
