@@ -163,7 +163,7 @@ def test_row_labels_tell_configurations_apart():
         "f": {"name": "pixelcnn", "label": "", "model": {}, "train": {}},
     }
     assert row_labels(gens) == {"a": "vae [latent=2, steps=20]", "b": "vae [latent=2, steps=400]",
-                                "c": "vae [latent=-, steps=400]", "d": "x [gan]", "e": "x [aae]", "f": "pixelcnn"}
+                                "c": "vae [latent=default, steps=400]", "d": "x [gan]", "e": "x [aae]", "f": "pixelcnn"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ state, no backend switching in the caller); numpy in, no torch.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -53,10 +52,8 @@ def mixture_overlay(points: np.ndarray, *, centres: np.ndarray, log_density: Cal
     levels = sorted(top - np.array([8.0, 4.0, 2.0, 0.5]))
     ax.contour(gx, gy, ld, levels=levels, colors="0.55", linewidths=0.6)
     inside = (pts[:, 0] >= lo[0]) & (pts[:, 0] <= hi[0]) & (pts[:, 1] >= lo[1]) & (pts[:, 1] <= hi[1])
-    ax.scatter(pts[inside, 0], pts[inside, 1], s=2, c="C0", alpha=0.35, linewidths=0)
-    if captured is None:
-        ax.scatter(c[:, 0], c[:, 1], s=30, facecolors="none", edgecolors="k", linewidths=0.8)
-    else:
+    ax.scatter(pts[inside, 0], pts[inside, 1], s=3, c="C0", alpha=0.5, linewidths=0)
+    if captured is not None:
         cap = np.asarray(captured, dtype=bool)
         ax.scatter(c[cap, 0], c[cap, 1], s=60, facecolors="none", edgecolors="tab:green", linewidths=1.4,
                    label="captured")
@@ -100,14 +97,11 @@ def quality_vs_likelihood(points: Sequence[TradeoffPoint], *, xlabel: str, ylabe
                     mfc="none" if p.control else color, capsize=3, ms=6)
         ax.annotate(p.label if len(p.label) <= 28 else p.label[:27] + "…", (p.x, p.y), textcoords="offset points",
                     xytext=(5, 4), fontsize=7, color=color)
+    ax.margins(0.12)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(True, alpha=0.3)
     if title:
         ax.set_title(title, fontsize=9)
-    xs = [p.x for p in points]
-    if xs and all(math.isfinite(v) for v in xs) and max(xs) > min(xs):
-        pad = 0.12 * (max(xs) - min(xs))
-        ax.set_xlim(min(xs) - pad, max(xs) + 2.5 * pad)
     return _png(fig)

@@ -145,8 +145,9 @@ def row_labels(gens: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Unique display labels for configurations {key: generator config}.
 
     The label is the entry's label (else its name); configurations sharing one get the override
-    values that differ between them, ``vae [steps=20]`` / ``vae [steps=400]`` (``-`` where one
-    has no such override, its default).
+    values that differ between them, ``vae [steps=20]`` / ``vae [steps=400]`` (``default`` where
+    one has no such override). Labels are made unique over the whole report, so one label always
+    means one configuration.
 
     Examples
     --------
@@ -166,10 +167,10 @@ def row_labels(gens: dict[str, dict[str, Any]]) -> dict[str, str]:
         flat = {k: _flat_overrides(gens[k]) for k in keys}
         names = {k: gens[k]["name"] for k in keys}
         opts = sorted({o for f in flat.values() for o in f})
-        differing = [o for o in opts if len({flat[k].get(o, "-") for k in keys}) > 1]
+        differing = [o for o in opts if len({flat[k].get(o, "default") for k in keys}) > 1]
         for k in keys:
             parts = [] if len(set(names.values())) == 1 else [names[k]]
-            parts += [f"{o}={flat[k].get(o, '-')}" for o in differing]
+            parts += [f"{o}={flat[k].get(o, 'default')}" for o in differing]
             out[k] = f"{display} [{', '.join(parts)}]" if parts else display
         # still equal (should not happen: the keys differ): number them in key order
         seen: dict[str, list[str]] = {}
