@@ -136,10 +136,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from genbench.reports.tables import open_store
 
     results = args.results_dir or args.results
+    cell_ids = None
+    if args.cells_of:
+        from genbench.matrix import load_matrix
+
+        # every cell of the matrix, whichever run computed it (a matrix name alone loses reused cells)
+        cell_ids = [c.cell_id for c in load_matrix(None if args.cells_of == "default" else args.cells_of).cells()]
     _, notes = open_store(results)  # a missing or empty index is rebuilt from the run folders, and said so
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
-    out = write_report(results, out_dir=args.out, matrix=args.matrix, html=not args.no_html,
+    out = write_report(results, out_dir=args.out, matrix=args.matrix, cell_ids=cell_ids, html=not args.no_html,
                        reference_data=None if args.no_images else _reference_data, notes=notes)
     for p in out:
         print(p)
@@ -196,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--results", help=argparse.SUPPRESS)  # the older spelling of RESULTS_DIR
     rp.add_argument("-o", "--out", help="output folder (default <results>/report); replaced as a whole")
     rp.add_argument("--matrix", help="only the runs recorded under this matrix name")
+    rp.add_argument("--cells-of", metavar="MATRIX", help="only the cells of this matrix file ('default': the "
+                    "built-in one), including finished cells it reused from other runs")
     rp.add_argument("--no-html", action="store_true", help="CSV and markdown only")
     rp.add_argument("--no-images", action="store_true", help="do not load the datasets for real-data pictures")
     rp.set_defaults(func=cmd_report)
