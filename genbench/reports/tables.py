@@ -469,9 +469,12 @@ def build_tables(df, *, runs: list[dict[str, Any]] | None = None, printed: bool 
             if split_likelihoods and fam == "likelihood":
                 by: dict[tuple, list[Column]] = {}
                 for c in cols:
-                    by.setdefault((c.kind if c.kind in KIND_ORDER else None, c.unit or ""), []).append(c)
+                    # train - test gaps are differences, not likelihoods: a group of their own
+                    kind = "train-test gap" if c.metric.endswith("-gap") else (c.kind if c.kind in KIND_ORDER else None)
+                    by.setdefault((kind, c.unit or ""), []).append(c)
+                order = [*KIND_ORDER[:-1], "train-test gap", None]
                 groups = [(", ".join(x for x in (k or "no estimator kind", u) if x), cs)
-                          for (k, u), cs in sorted(by.items(), key=lambda kv: (KIND_ORDER.index(kv[0][0]), kv[0][1]))]
+                          for (k, u), cs in sorted(by.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1]))]
             for group, cs in groups:
                 keys = {c.key for c in cs}
                 # a row with no number here is left out, unless it has none at all (failed, unfinished)
