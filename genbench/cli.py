@@ -133,8 +133,6 @@ def _reference_data(name: str) -> dict[str, Any] | None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from genbench.reports.html import write_report
-    from genbench.reports.tables import open_store
-
     results = args.results_dir or args.results
     cell_ids = None
     if args.cells_of:
@@ -142,11 +140,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         # every cell of the matrix, whichever run computed it (a matrix name alone loses reused cells)
         cell_ids = [c.cell_id for c in load_matrix(None if args.cells_of == "default" else args.cells_of).cells()]
-    _, notes = open_store(results)  # a missing or empty index is rebuilt from the run folders, and said so
-    for n in notes:
-        print(f"note: {n}", file=sys.stderr)
+    # a missing or empty index is rebuilt from the run folders; that and cells without a result are said
     out = write_report(results, out_dir=args.out, matrix=args.matrix, cell_ids=cell_ids, html=not args.no_html,
-                       reference_data=None if args.no_images else _reference_data, notes=notes)
+                       reference_data=None if args.no_images else _reference_data,
+                       log=lambda n: print(f"note: {n}", file=sys.stderr))
     for p in out:
         print(p)
     html = [p for p in out if p.name == "report.html"]

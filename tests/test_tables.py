@@ -245,3 +245,14 @@ def test_long_csv_has_protocol_fields_as_columns(tmp_path):
         "parzen", "pixels", "test", "estimate", "nats")
     assert (row["value"], row["uncertainty"], row["uncertainty_kind"], row["eval_seed"]) == (-5.0, 0.5, "stderr", 7)
     assert row["tuned"] == '{"sigma": 0.2}' and row["column"] == "parzen@pixels/n=samples:10,test:4/ref=test"
+
+
+def test_cells_of_a_matrix_without_a_result_are_named(tmp_path):
+    from genbench.reports.tables import write_report
+
+    res = tmp_path / "r"
+    _two_budgets(res)
+    said = []
+    write_report(res, out_dir=tmp_path / "o", html=False, cell_ids=["vae-a-s0", "not-run-yet"], log=said.append)
+    assert said == ["1 of 2 cells have no result yet (not run, or still running): not-run-yet"]
+    assert "> Note: 1 of 2 cells have no result yet" in (tmp_path / "o" / "README.md").read_text()

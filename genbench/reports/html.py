@@ -403,8 +403,9 @@ def _md_escape(s: str) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(df, runs: list[dict[str, Any]], *, title: str) -> str:
+def render_markdown(df, runs: list[dict[str, Any]], *, title: str, notes: list[str] | None = None) -> str:
     lines = [f"# {title}", ""]
+    lines += [f"> Note: {_md_escape(n)}" for n in notes or []] + ([""] if notes else [])
     matrices = sorted({str(r.get("matrix")) for r in runs if r.get("matrix")})
     commits = sorted({str((r.get("provenance") or {}).get("git_commit")) for r in runs})
     lines += [f"Matrix: {', '.join(matrices) or '-'}; {sum(r.get('status') == 'done' for r in runs)} finished and "
@@ -446,7 +447,8 @@ def render_markdown(df, runs: list[dict[str, Any]], *, title: str) -> str:
 def write_report(results: str | os.PathLike | None = None, *, out_dir: str | os.PathLike | None = None,
                  matrix: str | None = None, cell_ids: list[str] | tuple[str, ...] | set[str] | None = None,
                  html: bool = True, reference_data: ReferenceData | None = None,
-                 notes: list[str] | None = None, title: str | None = None) -> list[Path]:
+                 notes: list[str] | None = None, title: str | None = None,
+                 log: Callable[[str], None] | None = None) -> list[Path]:
     """Write the report of ``results`` into ``out_dir`` (default ``<results>/report``).
 
     Files: ``results_long.csv`` (one row per run x metric, protocol fields as columns),
@@ -463,7 +465,9 @@ def write_report(results: str | os.PathLike | None = None, *, out_dir: str | os.
         ``images`` (N, C, H, W) in [0, 1], or ``points`` (N, 2) with ``centres``, ``std`` and
         ``log_density`` for 2-D mixtures; ``split`` names the split. The CLI passes one that reads
         :mod:`genbench.data` (this module does not import it: it would import torch).
-    notes : lines shown at the top of the HTML (e.g. that the index was rebuilt).
+    notes : lines shown at the top of the HTML and the README.
+    log : called with each note the report itself adds (an index rebuilt from the run folders,
+        cells of ``cell_ids`` without a result), e.g. to print them.
 
     Raises
     ------
@@ -472,7 +476,8 @@ def write_report(results: str | os.PathLike | None = None, *, out_dir: str | os.
     """
     root = results_dir(results)
     store, open_notes = open_store(root)
-    notes = [*open_notes, *(notes or [])]
+    notes = list(notes or [])
+    added = list(open_notes)
     df = load_frame(matrix=matrix, cell_ids=cell_ids, store=store)
     runs = df.attrs["runs"]
     if not runs:
@@ -480,6 +485,16 @@ def write_report(results: str | os.PathLike | None = None, *, out_dir: str | os.
         what = " and ".join(x for x in (f"matrix {matrix!r}" if matrix else "",
                                          f"{len(cell_ids)} given cell ids" if cell_ids is not None else "") if x)
         raise NoResultsError(f"no runs of {what} in {store.path}; matrices there: {', '.join(have) or 'none'}.")
+    if cell_ids is not None:
+        found = {r.get("cell_id") or r["run_id"] for r in runs} | {r["run_id"] for r in runs}
+        missing = [c for c in cell_ids if c not in found]
+        if missing:
+            added.append(f"{len(missing)} of {len(set(cell_ids))} cells have no result yet (not run, or still "
+                         f"running): {', '.join(missing)}")
+    for n in added:
+        if log is not None:
+            log(n)
+    notes = added + notes
     out = Path(out_dir) if out_dir is not None else root / "report"
     _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -495,7 +510,7 @@ def write_report(results: str | os.PathLike | None = None, *, out_dir: str | os.
             atomic_write_text(staging / name, wide.to_csv(index=False))
             names.append(name)
         atomic_write_text(staging / "comparison.txt", format_comparison(df, runs=runs) + "\n")
-        atomic_write_text(staging / "README.md", render_markdown(df, runs, title=title))
+        atomic_write_text(staging / "README.md", render_markdown(df, runs, title=title, notes=notes))
         names += ["comparison.txt", "README.md"]
         if html:
             atomic_write_text(staging / "report.html",

@@ -640,9 +640,10 @@ def safe_file_part(s: str) -> str:
 
 def write_report(results: str | os.PathLike | None = None, *, out_dir: str | os.PathLike | None = None,
                  matrix: str | None = None, cell_ids: list[str] | tuple[str, ...] | set[str] | None = None,
-                 html: bool = True, reference_data=None, notes: list[str] | None = None) -> list[Path]:
+                 html: bool = True, reference_data=None, notes: list[str] | None = None,
+                 log=None) -> list[Path]:
     """Write the report of a results directory; see :func:`genbench.reports.html.write_report`."""
     from genbench.reports.html import write_report as _write
 
     return _write(results, out_dir=out_dir, matrix=matrix, cell_ids=cell_ids, html=html,
-                  reference_data=reference_data, notes=notes)
+                  reference_data=reference_data, notes=notes, log=log)
