@@ -131,6 +131,8 @@ def test_cell_ids_keep_a_matrix_s_cells_whichever_run_computed_them(tmp_path):
     _cell_record(res, store, "c3", name="aae", seed=0, matrix="new", metrics=[MetricResult("fid", 3.0, FID)])
     by_ids = comparison_tables(load_frame(res, cell_ids=["c1", "c2"]))["digits"]["quality"][0]
     assert list(by_ids.index) == ["gan", "vae"]
+    assert list(comparison_tables(load_frame(res), cell_ids={"c1", "c3"})["digits"]["quality"][0].index) == [
+        "aae", "vae"]
     by_name = comparison_tables(load_frame(res, matrix="new"))["digits"]["quality"][0]
     assert list(by_name.index) == ["aae", "gan"]  # the matrix name alone loses the reused cell c1
 

@@ -507,14 +507,23 @@ def _mark_best(t: Table, c: Column) -> None:
 
 
 def comparison_tables(df, *, printed: bool = False, runs: list[dict[str, Any]] | None = None,
+                      cell_ids: list[str] | tuple[str, ...] | set[str] | None = None,
                       ) -> dict[str, dict[str, tuple[object, dict[str, str]]]]:
     """{dataset: {family: (DataFrame models x metric labels, {label: protocol column key})}}.
 
     The first column, ``seeds``, is how many seeds of the configuration finished (and how many
     failed). ``printed=True`` keeps only the columns of the printed table (see :func:`_printed`).
+    ``cell_ids`` keeps only those cells' runs (as :func:`load_frame`'s filter).
     """
     import pandas as pd
 
+    runs = runs if runs is not None else df.attrs.get("runs")
+    if cell_ids is not None:
+        wanted = {str(c) for c in cell_ids}
+        df = df[[(c if isinstance(c, str) and c else r) in wanted or r in wanted
+                 for c, r in zip(df["cell_id"], df["run_id"])]]
+        if runs is not None:
+            runs = [r for r in runs if (r.get("cell_id") or r["run_id"]) in wanted or r["run_id"] in wanted]
     out: dict[str, dict[str, tuple[object, dict[str, str]]]] = {}
     for ds, tables in build_tables(df, runs=runs, printed=printed).items():
         per_family = {}
