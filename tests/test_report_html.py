@@ -66,8 +66,8 @@ def _image_artifacts(rf: RunFolder, rng: np.random.Generator, *, gallery: bool =
     return arts
 
 
-def _quality(fid, prec, dens):
-    return [MetricResult("fid", fid, FID, higher_is_better=False),
+def _quality(fid, prec, dens, warnings=()):
+    return [MetricResult("fid", fid, FID, higher_is_better=False, warnings=tuple(warnings)),
             MetricResult("precision", prec, PREC, higher_is_better=True),
             MetricResult("density", dens, DENS, higher_is_better=True, target=1.0)]
 
@@ -120,8 +120,9 @@ def report(tmp_path_factory):
     rf = _record(res, store, "xss-s0", name="gan", label=XSS_LABEL, seed=0)
     _record(res, store, rf.run_id, name="gan", label=XSS_LABEL, seed=0,
             artifacts=_image_artifacts(rf, rng, gallery=False),
-            metrics=[*_quality(25.0, 0.7, 1.3), MetricResult("parzen", -50.0, PARZEN, std=2.0, std_kind="stderr",
-                                                             kind="estimate", unit="nats", higher_is_better=True)])
+            metrics=[*_quality(25.0, 0.7, 1.3, warnings=["FID with n < d <b>biased</b>"]),
+                     MetricResult("parzen", -50.0, PARZEN, std=2.0, std_kind="stderr", kind="estimate", unit="nats",
+                                  higher_is_better=True)])
     rf = _record(res, store, "copycat-s0", name="copycat", seed=0, control=True)
     _record(res, store, rf.run_id, name="copycat", seed=0, control=True,
             artifacts=_image_artifacts(rf, rng, gallery=False), metrics=_quality(0.5, 0.95, 1.0))
@@ -158,6 +159,8 @@ def test_report_html_is_self_contained_and_escaped(report):
     assert XSS_LABEL not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "<img src=x" not in text and "&lt;img src=x onerror=" in text
     assert text.count("<script") == 1  # the sorting script only
+    # a metric's warning is marked on its cell and spelled out on hover
+    assert text.count('<span class="warn">⚠</span>') == 1 and "- FID with n &lt; d &lt;b&gt;biased&lt;/b&gt;" in text
     # wall-clock time is in the run list, not in a comparison column
     assert 'data-protocol="train-seconds' not in text and "train_s" in text
 

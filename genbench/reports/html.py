@@ -173,12 +173,15 @@ def _table_ctx(t: Table) -> dict[str, Any]:
             v = t.values.get((r.key, c.key))
             if v is None:
                 cells.append({"text": "failed" if r.failed and not r.seeds else "", "v": "", "best": False,
-                              "title": "", "failed": bool(r.failed and not r.seeds), "no_unc": False})
+                              "title": "", "failed": bool(r.failed and not r.seeds), "no_unc": False, "warn": False})
                 continue
             unc = f"std over {v.n_seeds} seeds" if v.std_kind == "seeds" else (
                 f"± is {v.std_kind}" if v.std_kind else "no uncertainty recorded")
+            title = f"{c.label}: mean {v.mean:.6g} over {v.n_seeds} seed(s) {list(v.seeds)}; {unc}"
+            if v.warnings:
+                title += "\nwarnings:\n" + "\n".join(f"- {w}" for w in v.warnings)
             cells.append({"text": v.text, "v": repr(v.mean), "best": v.best, "failed": False, "no_unc": v.std is None,
-                          "title": f"{c.label}: mean {v.mean:.6g} over {v.n_seeds} seed(s) {list(v.seeds)}; {unc}"})
+                          "warn": bool(v.warnings), "title": title})
         errors = [f"seed {s}: {e}" for s, e in r.failed]
         return {"label": r.label, "seeds": r.seeds_text, "n_seeds": len(r.seeds), "cells": cells, "errors": errors,
                 "gen": json.dumps({k: r.gen.get(k) for k in ("name", "label", "model", "train")}, sort_keys=True)}

@@ -349,6 +349,7 @@ class Value:
     n_seeds: int
     seeds: tuple[int, ...] = ()
     best: bool = False
+    warnings: tuple[str, ...] = ()  # what the metric said the reader must know (n < d, duplicates, ...)
 
     @property
     def text(self) -> str:
@@ -459,7 +460,12 @@ def build_tables(df, *, runs: list[dict[str, Any]] | None = None, printed: bool 
                 own = sub["std"].dropna()
                 std = float(own.mean()) if len(own) else None
                 kind = _first(sub["std_kind"]) if std is not None else None
-            values[(rk, col)] = Value(mean, std, kind, len(per_seed), seeds)
+            warns: list[str] = []
+            for w in sub["warnings"]:
+                for x in (json.loads(w) if isinstance(w, str) and w else []) or []:
+                    if str(x) not in warns:
+                        warns.append(str(x))
+            values[(rk, col)] = Value(mean, std, kind, len(per_seed), seeds, warnings=tuple(warns))
         tables: list[Table] = []
         for fam in FAMILY_ORDER:
             cols = [c for c in columns.values() if c.family == fam]
