@@ -237,6 +237,10 @@ def test_report_in_headless_chromium(report, tmp_path):
             assert fid_order() == ["12.0", "25.0", "42.0", ""]
             header.click()
             assert fid_order() == ["42.0", "25.0", "12.0", ""]
+            # the model column sorts as text
+            page.locator("table.cmp[data-family=quality] th.model").click()
+            names = page.locator("table.cmp[data-family=quality] tbody.models td.model").all_inner_texts()
+            assert [n for n in names if n != XSS_LABEL] == ["aae", "vae [steps=20]", "vae [steps=400]"]
             refs = page.locator("table.cmp[data-family=quality] tbody.refs td.model")
             assert refs.inner_text() == "copycat (control)"  # reference rows stay below, unsorted
 

@@ -49,14 +49,14 @@ document.querySelectorAll("table.cmp th.sortable").forEach(function (th) {
     var table = th.closest("table"), body = table.querySelector("tbody.models");
     if (!body) { return; }
     var idx = Array.prototype.indexOf.call(th.parentNode.children, th);
-    var asc = th.getAttribute("aria-sort") !== "ascending";
+    var asc = th.getAttribute("aria-sort") !== "ascending", text = th.classList.contains("model");
     table.querySelectorAll("th.sortable").forEach(function (h) { h.removeAttribute("aria-sort"); });
     th.setAttribute("aria-sort", asc ? "ascending" : "descending");
     var rows = Array.prototype.slice.call(body.rows);
     function key(r) {
       var c = r.cells[idx], v = c ? c.getAttribute("data-v") : null;
       if (v === null || v === "") { return null; }
-      var f = parseFloat(v);
+      var f = text ? NaN : parseFloat(v);
       return isNaN(f) ? v.toLowerCase() : f;
     }
     rows.sort(function (a, b) {
