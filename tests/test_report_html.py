@@ -146,6 +146,8 @@ def test_report_files(report):
                                        "comparison.txt", "README.md", "report.html"}
     md = (html.parent / "README.md").read_text()
     assert "| vae [steps=400] | 1 |" in md and "aae on digits, seed 0" in md
+    # markdown passes raw HTML through: labels and errors are escaped there too
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md and "<script" not in md and "<img" not in md
 
 
 def test_report_html_is_self_contained_and_escaped(report):

@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -403,7 +404,8 @@ def render_html(root: Path, df, runs: list[dict[str, Any]], *, reference_data: R
 
 
 def _md_escape(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
+    """Table-cell text for markdown: pipes escaped, one line, and no raw HTML (markdown passes it through)."""
+    return html_escape(str(s), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(df, runs: list[dict[str, Any]], *, title: str, notes: list[str] | None = None) -> str:
@@ -438,7 +440,7 @@ def render_markdown(df, runs: list[dict[str, Any]], *, title: str, notes: list[s
     if failed:
         lines += ["## Failed cells", ""]
         lines += [f"- {_md_escape(r['row'])} on {_md_escape(r.get('dataset'))}, seed {r.get('seed')}: "
-                  f"`{_md_escape((r.get('error') or 'failed').splitlines()[0])}`" for r in failed]
+                  f"{_md_escape((r.get('error') or 'failed').splitlines()[0])}" for r in failed]
         lines.append("")
     return "\n".join(lines)
 
