@@ -258,3 +258,16 @@ def test_cells_of_a_matrix_without_a_result_are_named(tmp_path):
     write_report(res, out_dir=tmp_path / "o", html=False, cell_ids=["vae-a-s0", "not-run-yet"], log=said.append)
     assert said == ["1 of 2 cells have no result yet (not run, or still running): not-run-yet"]
     assert "> Note: 1 of 2 cells have no result yet" in (tmp_path / "o" / "README.md").read_text()
+
+
+def test_a_configuration_with_numbers_in_one_family_only_is_still_a_row_of_the_csv(tmp_path):
+    from genbench.reports.tables import wide_csv_frames
+
+    res = tmp_path / "r"
+    store = ResultsStore(res)
+    _cell_record(res, store, "q", name="vae", seed=0, metrics=[MetricResult("fid", 1.0, FID)])
+    _cell_record(res, store, "l", name="pixelcnn", seed=0, metrics=[
+        MetricResult("exact-loglik", -80.0, Protocol("exact-loglik", n={"test": 5}, ref="test"), kind="exact")])
+    wide = wide_csv_frames(load_frame(res))["digits"]
+    assert list(wide["model"]) == ["pixelcnn", "vae"]
+    assert wide.set_index("model").loc["pixelcnn", "exact-loglik/n=5/ref=test"] == -80.0

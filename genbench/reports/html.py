@@ -29,6 +29,7 @@ from genbench.provenance import now_iso
 from genbench.reports.tables import (
     NoResultsError,
     Table,
+    all_rows,
     build_tables,
     failures,
     format_comparison,
@@ -227,7 +228,7 @@ def _pictures(root: Path, ds: str, runs: list[dict[str, Any]], tables: list[Tabl
     """Sample grids beside real data, mixtures over their density, NN galleries, training curves."""
     from genbench.reports import grids, plots
 
-    rows = tables[0].rows if tables else []
+    rows = all_rows(tables)
     samples, galleries, curves = [], [], []
     if ref is not None and ref.get("images") is not None:
         mosaic = grids.tile(ref["images"][:64])

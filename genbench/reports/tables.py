@@ -497,6 +497,12 @@ def build_tables(df, *, runs: list[dict[str, Any]] | None = None, printed: bool 
     return out
 
 
+def all_rows(tables: list[Table]) -> list[Row]:
+    """Every configuration of a dataset's tables (one with numbers in one family only, too), models first."""
+    by_key = {r.key: r for t in tables for r in t.rows}
+    return sorted(by_key.values(), key=lambda r: (r.control, r.label))
+
+
 def _mark_best(t: Table, c: Column) -> None:
     """The best model value of a column (controls are references, not contestants); ties all marked."""
     scored = [(c.score(v.mean), rk) for (rk, ck), v in t.values.items()
@@ -628,7 +634,7 @@ def wide_csv_frames(df, *, runs: list[dict[str, Any]] | None = None) -> dict[str
     for ds, tables in build_tables(df, runs=runs).items():
         if not tables:
             continue
-        rows = tables[0].rows
+        rows = all_rows(tables)
         data: dict[str, list[Any]] = {
             "model": [r.label for r in rows], "name": [r.gen.get("name") for r in rows],
             "label": [r.gen.get("label") for r in rows], "control": [r.control for r in rows],
