@@ -252,3 +252,19 @@ def test_report_in_headless_chromium(report, tmp_path):
             assert all(u.startswith(("file:", "data:")) for u in requests), requests
         finally:
             browser.close()
+
+
+def test_a_corrupt_artifact_is_named_not_fatal(tmp_path):
+    from genbench.reports.html import write_report
+
+    res = tmp_path / "r"
+    store = ResultsStore(res)
+    rf = RunFolder.open(res, "ring-0")
+    (rf.artifacts / "samples.npz").write_bytes(b"not a zip file")
+    (rf.artifacts / "samples.png").write_bytes(b"not a png either")
+    _record(res, store, "ring-0", name="vae", seed=0, dataset="ring", artifacts={"samples": "artifacts/samples.npz"},
+            metrics=[MetricResult("modes-captured", 5.0, MODES, higher_is_better=True)])
+    write_report(res, out_dir=tmp_path / "o", reference_data=reference_data)
+    text = (tmp_path / "o" / "report.html").read_text()
+    assert "ring-0: samples.npz not drawn" in text
+    assert text.count("<img") == 1  # the real data only: the fake PNG is not embedded as an image

@@ -362,6 +362,16 @@ def _provenance(runs: list[dict[str, Any]], df) -> dict[str, Any]:
             "protocols": protocols}
 
 
+def _guard(notes: list[str], what: str, default: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """Pictures are the report's extras: one that cannot be drawn (a corrupt artifact, a plotting
+    error) is named in the notes instead of costing the tables."""
+    try:
+        return fn(*args)
+    except Exception as e:
+        notes.append(f"{what} not shown: {type(e).__name__}: {e}")
+        return default
+
+
 def render_html(root: Path, df, runs: list[dict[str, Any]], *, reference_data: ReferenceData | None = None,
                 title: str = "genbench report", notes: list[str] | None = None) -> str:
     """The report page as one self-contained HTML string."""
@@ -384,8 +394,9 @@ def render_html(root: Path, df, runs: list[dict[str, Any]], *, reference_data: R
                 (x for x in real_tables if x.family == "likelihood"), None)} for t in real_tables],
             "split_likelihoods": sum(1 for t in real_tables if t.family == "likelihood") > 1,
             "legend": _legend(real_tables),
-            "pictures": _pictures(root, ds, ds_runs, tables, df[df["dataset"] == ds], ref, notes),
-            "tradeoff": _tradeoff(ds, real_tables),
+            "pictures": _guard(notes, f"pictures of {ds!r}", {"samples": [], "galleries": [], "curves": []},
+                               _pictures, root, ds, ds_runs, tables, df[df["dataset"] == ds], ref, notes),
+            "tradeoff": _guard(notes, f"the quality-likelihood plot of {ds!r}", None, _tradeoff, ds, real_tables),
             "failed": [r for r in ds_runs if r.get("status") == "failed"],
         })
     run_rows, timing_keys = _runs_ctx(runs)
