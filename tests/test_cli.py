@@ -384,3 +384,29 @@ def test_report_of_an_unknown_matrix_is_an_error(tmp_path, capsys):
     _report_store(res)
     rc, out, err = run_cli(capsys, "report", str(res), "--matrix", "nope", "--no-html")
     assert rc != 0 and "no runs of matrix 'nope'" in err and "matrices there: m" in err
+
+
+def test_report_cells_of_a_matrix_file(tmp_path, capsys):
+    from genbench.matrix import load_matrix
+    from genbench.results import MetricResult, Protocol
+    from genbench.runs import RunFolder
+    from genbench.store import ResultsStore
+
+    mfile = tmp_path / "m.toml"
+    mfile.write_text('name = "new"\n[[block]]\ndatasets = ["digits"]\ngenerators = ["copycat", "heldout"]\n')
+    cells = load_matrix(mfile).cells()
+    res = tmp_path / "r"
+    store = ResultsStore(res)
+    fid = Protocol("fid", space="dom", n={"real": 5, "fake": 10}, ref="test")
+    # the copycat cell was computed by another matrix ("old"); a third run belongs to no cell of m.toml
+    for run_id, gen, matrix in ((cells[0].cell_id, "copycat", "old"), ("other-run", "gan", "new")):
+        rf = RunFolder.open(res, run_id)
+        store.put(rf.write_result(status="done", metrics=[MetricResult("fid", 3.0, fid)], generator=gen,
+                                  dataset="digits", seed=0, kind="cell", matrix=matrix, cell_id=run_id,
+                                  config={"generator": {"name": gen}}), path=rf.path)
+    rc, out, err = run_cli(capsys, "report", str(res), "--cells-of", str(mfile), "-o", str(tmp_path / "o"),
+                           "--no-html")
+    assert rc == 0, err
+    text = (tmp_path / "o" / "comparison.txt").read_text()
+    assert "copycat" in text and "gan" not in text
+    assert f"note: 1 of 2 cells have no result yet (not run, or still running): {cells[1].cell_id}" in err
