@@ -116,7 +116,9 @@ def report(tmp_path_factory):
             metrics=[*_quality(12.0, 0.6, 0.9), MetricResult("parzen", -40.0, PARZEN, std=1.0, std_kind="stderr",
                                                              kind="estimate", unit="nats", higher_is_better=True),
                      MetricResult("iwae", -80.0, IWAE, std=0.5, std_kind="stderr", kind="lower-bound",
-                                  unit="nats", higher_is_better=True)])
+                                  unit="nats", higher_is_better=True),
+                     MetricResult("train_loss", 0.3, Protocol("train-loss", space="digits", fixed={"window": "last"}),
+                                  higher_is_better=False)])
     rf = _record(res, store, "xss-s0", name="gan", label=XSS_LABEL, seed=0)
     _record(res, store, rf.run_id, name="gan", label=XSS_LABEL, seed=0,
             artifacts=_image_artifacts(rf, rng, gallery=False),
@@ -165,6 +167,9 @@ def test_report_html_is_self_contained_and_escaped(report):
     assert text.count('<span class="warn">⚠</span>') == 1 and "- FID with n &lt; d &lt;b&gt;biased&lt;/b&gt;" in text
     # wall-clock time is in the run list, not in a comparison column
     assert 'data-protocol="train-seconds' not in text and "train_s" in text
+    # a family's own training loss compares nothing across families: CSV only
+    assert 'data-protocol="train-loss' not in text
+    assert "train-loss@digits/window=last" in (report[0].parent / "results_long.csv").read_text()
 
 
 def _browser():

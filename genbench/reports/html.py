@@ -379,7 +379,7 @@ def render_html(root: Path, df, runs: list[dict[str, Any]], *, reference_data: R
 
     notes = list(notes or [])
     datasets = []
-    for ds, tables in build_tables(df, runs=runs, split_likelihoods=True).items():
+    for ds, tables in build_tables(df, runs=runs, split_likelihoods=True, training_losses=False).items():
         ref = None
         if reference_data is not None:
             try:

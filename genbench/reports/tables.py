@@ -398,12 +398,14 @@ def _first(values) -> Any:
 
 
 def build_tables(df, *, runs: list[dict[str, Any]] | None = None, printed: bool = False,
-                 split_likelihoods: bool = False) -> dict[str, list[Table]]:
+                 split_likelihoods: bool = False, training_losses: bool = True) -> dict[str, list[Table]]:
     """{dataset: [Table, ...]} in family order; every configuration with a run on the dataset
     (finished, failed or unfinished) is a row of every table of that dataset.
 
     ``split_likelihoods`` puts likelihood columns into one table per (estimator kind, unit):
     exact numbers, lower bounds and estimates are not comparable with each other.
+    ``training_losses=False`` leaves out raw training losses (``train_*``: each family has its
+    own loss, so they compare nothing across models); validation scores stay.
     """
     runs = runs if runs is not None else df.attrs.get("runs")
     if runs is None:  # a frame built elsewhere: its finished runs only
@@ -415,6 +417,8 @@ def build_tables(df, *, runs: list[dict[str, Any]] | None = None, printed: bool 
         keep = [not is_wall_clock(m, u) for m, u in zip(df["metric"], df["unit"])]
         if printed:
             keep = [k and _printed(m, f) for k, m, f in zip(keep, df["metric"], df["fields"])]
+        if not training_losses:
+            keep = [k and not m.startswith("train_") for k, m in zip(keep, df["metric"])]
         df = df[keep]
     out: dict[str, list[Table]] = {}
     datasets = sorted({str(r.get("dataset")) for r in runs} | {str(d) for d in df["dataset"]})
