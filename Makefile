@@ -9,7 +9,10 @@ BIN := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench venv clean
+# `make report`: the reference results of the default matrix, committed under reports/default/
+REPORT_RESULTS ?= results
+
+.PHONY: run report test test-all lint bench venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +23,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# the report is written even when cells failed (it lists them); the run's exit code is kept
 run: $(STAMP)
-	$(BIN)/genbench run --table
+	@rc=0; $(BIN)/genbench run --table || rc=$$?; \
+	$(BIN)/genbench report --cells-of default || exit $$?; \
+	exit $$rc
+
+# runs the default matrix where cells are missing, then writes reports/default/ (CSV tables,
+# README.md; the report.html beside them is not committed)
+report: $(STAMP)
+	@rc=0; $(BIN)/genbench run --results $(REPORT_RESULTS) || rc=$$?; \
+	$(BIN)/genbench report $(REPORT_RESULTS) --cells-of default -o reports/default || exit $$?; \
+	exit $$rc
 
 test: $(STAMP)
 	$(BIN)/ruff check genbench baselines tests benchmarks

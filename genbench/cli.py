@@ -122,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.table:
         from genbench.reports.tables import print_comparison
 
-        print_comparison(summary.store_path, matrix=m.name)
+        print_comparison(summary.store_path, cell_ids=[c.cell_id for c in m.cells()])  # every cell of this matrix
     print(summary.describe())
     return 1 if summary.failed else 0
 
@@ -197,12 +197,40 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from genbench.reports.tables import write_report
+def _reference_data(name: str) -> dict[str, Any] | None:
+    """Real data for the report's pictures: 64 test images, or 2,000 test points of a 2-D mixture
+    with its centres and true density (reports cannot import genbench.data: it imports torch)."""
+    from genbench.data import load_dataset
 
-    out = write_report(args.results, out_dir=args.out, matrix=args.matrix)
+    ds = load_dataset(name)
+    x = ds.split("test").x
+    x = x.detach().cpu().numpy() if hasattr(x, "detach") else x
+    if ds.info.kind == "image":
+        return {"images": x[:64], "split": "test"}
+    out: dict[str, Any] = {"points": x[:2000], "split": "test"}
+    if getattr(ds, "centres", None) is not None:
+        out.update(centres=ds.centres, std=ds.std, log_density=ds.log_density)
+    return out
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from genbench.reports.html import write_report
+    results = args.results_dir or args.results
+    cell_ids = None
+    if args.cells_of:
+        from genbench.matrix import load_matrix
+
+        # every cell of the matrix, whichever run computed it (a matrix name alone loses reused cells)
+        cell_ids = [c.cell_id for c in load_matrix(None if args.cells_of == "default" else args.cells_of).cells()]
+    # a missing or empty index is rebuilt from the run folders; that and cells without a result are said
+    out = write_report(results, out_dir=args.out, matrix=args.matrix, cell_ids=cell_ids, html=not args.no_html,
+                       reference_data=None if args.no_images else _reference_data,
+                       log=lambda n: print(f"note: {n}", file=sys.stderr))
     for p in out:
         print(p)
+    html = [p for p in out if p.name == "report.html"]
+    if html:
+        print(f"report: {html[0].resolve()}")
     return 0
 
 
@@ -299,10 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--cache-dir", default=None)
     st.set_defaults(func=cmd_stats)
 
-    rp = sub.add_parser("report", help="write comparison tables (CSV and text) from the results store")
-    rp.add_argument("--results", help="results directory")
-    rp.add_argument("--out", help="output directory (default <results>/report)")
-    rp.add_argument("--matrix", help="only this matrix's cells")
+    rp = sub.add_parser("report", help="write the report of a results directory: CSV tables, a markdown summary "
+                        "and a self-contained report.html")
+    rp.add_argument("results_dir", nargs="?", metavar="RESULTS_DIR",
+                    help="results directory (default $GENBENCH_RESULTS or ./results)")
+    rp.add_argument("--results", help=argparse.SUPPRESS)  # the older spelling of RESULTS_DIR
+    rp.add_argument("-o", "--out", help="output folder (default <results>/report); replaced as a whole")
+    rp.add_argument("--matrix", help="only the runs recorded under this matrix name")
+    rp.add_argument("--cells-of", metavar="MATRIX", help="only the cells of this matrix file ('default': the "
+                    "built-in one), including finished cells it reused from other runs")
+    rp.add_argument("--no-html", action="store_true", help="CSV and markdown only")
+    rp.add_argument("--no-images", action="store_true", help="do not load the datasets for real-data pictures")
     rp.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("ls", help="list datasets, generators, metrics and feature extractors, or the runs of a "

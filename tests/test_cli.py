@@ -326,3 +326,88 @@ def test_default_matrix_loads():
     cells = m.cells()
     assert len(cells) == n and len({c.cell_id for c in cells}) == n
     assert [c.cell_id for c in load_matrix(None).cells()] == [c.cell_id for c in cells]
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def _report_store(res):
+    from genbench.results import MetricResult, Protocol
+    from genbench.runs import RunFolder
+    from genbench.store import ResultsStore
+
+    store = ResultsStore(res)
+    fid = Protocol("fid", space="dom", n={"real": 5, "fake": 10}, ref="test")
+    for run_id, train, status in (("v20", {"steps": 20}, "done"), ("v400", {"steps": 400}, "done"),
+                                  ("v400b", {"steps": 400}, "failed")):
+        rf = RunFolder.open(res, run_id)
+        rec = rf.write_result(status=status, error=None if status == "done" else "ValueError: boom",
+                              metrics=[MetricResult("fid", 1.0 if train["steps"] == 20 else 2.0, fid,
+                                                    higher_is_better=False)] if status == "done" else [],
+                              generator="vae", family="vae", dataset="digits", seed=0 if run_id != "v400b" else 1,
+                              kind="cell", matrix="m", cell_id=run_id,
+                              config={"generator": {"name": "vae", "label": "", "model": {}, "train": train}})
+        store.put(rec, path=rf.path)
+
+
+def test_report_without_a_store_is_an_error(tmp_path, capsys):
+    rc, out, err = run_cli(capsys, "report", str(tmp_path / "nothing"))
+    assert rc != 0 and "no results store" in err and not out
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_report_writes_tables_and_html_and_says_where(tmp_path, capsys):
+    res, out_dir = tmp_path / "r", tmp_path / "out"
+    _report_store(res)
+    rc, out, err = run_cli(capsys, "report", str(res), "-o", str(out_dir), "--no-images")
+    assert rc == 0, err
+    assert f"report: {(out_dir / 'report.html').resolve()}" in out
+    text = (out_dir / "comparison.txt").read_text()
+    assert "vae [steps=20]" in text and "vae [steps=400]" in text and "ValueError: boom" in text
+    html = (out_dir / "report.html").read_text()
+    assert "vae [steps=400]" in html and "ValueError: boom" in html
+
+
+def test_report_rebuilds_a_deleted_index_and_says_so(tmp_path, capsys):
+    res = tmp_path / "r"
+    _report_store(res)
+    for p in res.glob("index.sqlite*"):
+        p.unlink()
+    rc, out, err = run_cli(capsys, "report", str(res), "-o", str(tmp_path / "o"), "--no-html")
+    assert rc == 0, err
+    assert "note: the index" in err and "was missing: rebuilt it from 3 run folder(s)" in err
+    assert "vae [steps=400]" in (tmp_path / "o" / "comparison.txt").read_text()
+
+
+def test_report_of_an_unknown_matrix_is_an_error(tmp_path, capsys):
+    res = tmp_path / "r"
+    _report_store(res)
+    rc, out, err = run_cli(capsys, "report", str(res), "--matrix", "nope", "--no-html")
+    assert rc != 0 and "no runs of matrix 'nope'" in err and "matrices there: m" in err
+
+
+def test_report_cells_of_a_matrix_file(tmp_path, capsys):
+    from genbench.matrix import load_matrix
+    from genbench.results import MetricResult, Protocol
+    from genbench.runs import RunFolder
+    from genbench.store import ResultsStore
+
+    mfile = tmp_path / "m.toml"
+    mfile.write_text('name = "new"\n[[block]]\ndatasets = ["digits"]\ngenerators = ["copycat", "heldout"]\n')
+    cells = load_matrix(mfile).cells()
+    res = tmp_path / "r"
+    store = ResultsStore(res)
+    fid = Protocol("fid", space="dom", n={"real": 5, "fake": 10}, ref="test")
+    # the copycat cell was computed by another matrix ("old"); a third run belongs to no cell of m.toml
+    for run_id, gen, matrix in ((cells[0].cell_id, "copycat", "old"), ("other-run", "gan", "new")):
+        rf = RunFolder.open(res, run_id)
+        store.put(rf.write_result(status="done", metrics=[MetricResult("fid", 3.0, fid)], generator=gen,
+                                  dataset="digits", seed=0, kind="cell", matrix=matrix, cell_id=run_id,
+                                  config={"generator": {"name": gen}}), path=rf.path)
+    rc, out, err = run_cli(capsys, "report", str(res), "--cells-of", str(mfile), "-o", str(tmp_path / "o"),
+                           "--no-html")
+    assert rc == 0, err
+    text = (tmp_path / "o" / "comparison.txt").read_text()
+    assert "copycat" in text and "gan" not in text
+    assert f"note: 1 of 2 cells have no result yet (not run, or still running): {cells[1].cell_id}" in err

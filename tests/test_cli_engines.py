@@ -86,4 +86,4 @@ def test_report_writes_csv_tables_from_the_store(tmp_path, capsys):
     table = next(p for p in paths if p.endswith("comparison_digits.csv"))
     text = open(table).read()
     assert "copycat (control)" in text and "fid@x/n=10v10/ref=test" in text
-    assert "11 ± 1.4" in text  # mean ± std over the two seeds
+    assert ",11.0,1.4142135623730951,seeds,2" in text  # mean ± std over the two seeds

@@ -52,3 +52,222 @@ def test_models_by_metrics_with_controls_last_and_seed_spread(tmp_path):
     assert lik.loc["vae", "parzen[ref=test]"] == "21 ± 1.4"  # mean ± std over the two seeds, sigma tuned per seed
     text = format_comparison(load_frame(res))
     assert "=== digits ===" in text and "copycat (control)" in text and "parzen@pixels/n=10/ref=test" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# rows are model configurations; failures, filters and CSV columns
+
+
+def _cell_record(res, store, run_id, *, name, seed, metrics=(), label="", model=None, train=None, status="done",
+                 error=None, matrix="m", dataset="digits", control=False, timings=None):
+    """A run as the matrix runner records it: config = the Cell dict with its generator entry."""
+    gen = {"name": name, "label": label, "model": model or {}, "train": train or {}}
+    rf = RunFolder.open(res, run_id)
+    rec = rf.write_result(status=status, error=error, metrics=list(metrics), generator=label or name,
+                          family=name, dataset=dataset, seed=seed, kind="cell", matrix=matrix, cell_id=run_id,
+                          control=control, timings=timings or {"train_s": 1.5, "total_s": 2.0},
+                          config={"matrix": matrix, "cell_id": run_id, "generator": gen, "dataset": dataset,
+                                  "seed": seed, "evaluation": {"n_samples": 10}})
+    store.put(rec, path=rf.path)
+    return rec
+
+
+FID = Protocol("fid", space="dom", n={"real": 5, "fake": 10}, ref="test")
+SECS = Protocol("train-seconds", space="digits", fixed={"device": "cpu"})
+
+
+def _two_budgets(res):
+    """Two unlabelled vae entries with different training budgets, two seeds each, one failed seed."""
+    store = ResultsStore(res)
+    for seed, v in ((0, 100.0), (1, 110.0)):
+        _cell_record(res, store, f"vae-a-s{seed}", name="vae", seed=seed, train={"steps": 20}, metrics=[
+            MetricResult("fid", v, FID), MetricResult("train_seconds", 3.0, SECS, unit="s")])
+    for seed, v in ((0, 10.0), (1, 12.0)):
+        _cell_record(res, store, f"vae-b-s{seed}", name="vae", seed=seed, train={"steps": 400}, metrics=[
+            MetricResult("fid", v, FID), MetricResult("train_seconds", 60.0, SECS, unit="s")])
+    _cell_record(res, store, "vae-b-s2", name="vae", seed=2, train={"steps": 400}, status="failed",
+                 error="RuntimeError: loss is NaN at step 17")
+    _cell_record(res, store, "copycat-s0", name="copycat", seed=0, control=True,
+                 metrics=[MetricResult("fid", 0.5, FID)])
+    return store
+
+
+def test_configurations_with_one_label_are_separate_rows_and_only_seeds_are_averaged(tmp_path):
+    res = tmp_path / "r"
+    _two_budgets(res)
+    df = load_frame(res)
+    quality, legend = comparison_tables(df)["digits"]["quality"]
+    assert list(quality.index) == ["vae [steps=20]", "vae [steps=400]", "copycat (control)"]
+    # the mean of the two 20-step seeds, and of the two 400-step seeds: never the mean of all four
+    assert quality.loc["vae [steps=20]", "fid"] == "105 ± 7.1"
+    assert quality.loc["vae [steps=400]", "fid"] == "11 ± 1.4"
+    assert quality.loc["vae [steps=400]", "seeds"] == "2 (+1 failed)"
+    assert quality.loc["vae [steps=20]", "seeds"] == "2"
+    # wall-clock time is not a comparison column in any table
+    tables = comparison_tables(df)["digits"]
+    assert all("train_seconds" not in t.columns for t, _ in tables.values())
+    assert not any("seconds" in key for _, leg in tables.values() for key in leg.values())
+
+
+def test_failed_cells_are_shown_with_their_error(tmp_path):
+    res = tmp_path / "r"
+    store = _two_budgets(res)
+    _cell_record(res, store, "gan-s0", name="gan", seed=0, status="failed", error="ValueError: bad lr\nmore")
+    df = load_frame(res)
+    quality, _ = comparison_tables(df)["digits"]["quality"]
+    assert quality.loc["gan", "seeds"] == "0 (+1 failed)" and quality.loc["gan", "fid"] == "failed"
+    text = format_comparison(df)
+    assert "FAILED cells" in text
+    assert "gan on digits, seed 0 (gan-s0): ValueError: bad lr" in text
+    assert "vae [steps=400] on digits, seed 2 (vae-b-s2): RuntimeError: loss is NaN at step 17" in text
+
+
+def test_cell_ids_keep_a_matrix_s_cells_whichever_run_computed_them(tmp_path):
+    res = tmp_path / "r"
+    store = ResultsStore(res)
+    # cell c1 was computed by an earlier matrix "old" and reused by "new"; c2 by "new"; c3 belongs to neither
+    _cell_record(res, store, "c1", name="vae", seed=0, matrix="old", metrics=[MetricResult("fid", 1.0, FID)])
+    _cell_record(res, store, "c2", name="gan", seed=0, matrix="new", metrics=[MetricResult("fid", 2.0, FID)])
+    _cell_record(res, store, "c3", name="aae", seed=0, matrix="new", metrics=[MetricResult("fid", 3.0, FID)])
+    by_ids = comparison_tables(load_frame(res, cell_ids=["c1", "c2"]))["digits"]["quality"][0]
+    assert list(by_ids.index) == ["gan", "vae"]
+    assert list(comparison_tables(load_frame(res), cell_ids={"c1", "c3"})["digits"]["quality"][0].index) == [
+        "aae", "vae"]
+    by_name = comparison_tables(load_frame(res, matrix="new"))["digits"]["quality"][0]
+    assert list(by_name.index) == ["aae", "gan"]  # the matrix name alone loses the reused cell c1
+
+
+def test_wide_csv_keeps_value_uncertainty_and_seed_count_in_numeric_columns(tmp_path):
+    from genbench.reports.tables import wide_csv_frames
+
+    res = tmp_path / "r"
+    _two_budgets(res)
+    wide = wide_csv_frames(load_frame(res))["digits"].set_index("model")
+    key = "fid@dom/n=5v10/ref=test"
+    assert wide.loc["vae [steps=20]", key] == 105.0
+    assert abs(wide.loc["vae [steps=20]", f"{key}_std"] - 7.0710678) < 1e-6
+    assert wide.loc["vae [steps=20]", f"{key}_std_kind"] == "seeds"
+    assert wide.loc["vae [steps=400]", f"{key}_n_seeds"] == 2
+    assert wide.loc["vae [steps=400]", "n_failed"] == 1 and "loss is NaN" in wide.loc["vae [steps=400]", "errors"]
+    assert wide[key].dtype.kind == "f" and wide[f"{key}_std"].dtype.kind == "f"
+    assert not [c for c in wide.columns if "seconds" in c]
+
+
+def test_row_labels_tell_configurations_apart():
+    from genbench.reports.tables import row_labels
+
+    gens = {
+        "a": {"name": "vae", "label": "", "model": {"latent": 2}, "train": {"steps": 20}},
+        "b": {"name": "vae", "label": "", "model": {"latent": 2}, "train": {"steps": 400}},
+        "c": {"name": "vae", "label": "", "model": {}, "train": {"steps": 400}},
+        "d": {"name": "gan", "label": "x", "model": {}, "train": {}},
+        "e": {"name": "aae", "label": "x", "model": {}, "train": {}},
+        "f": {"name": "pixelcnn", "label": "", "model": {}, "train": {}},
+    }
+    assert row_labels(gens) == {"a": "vae [latent=2, steps=20]", "b": "vae [latent=2, steps=400]",
+                                "c": "vae [latent=default, steps=400]", "d": "x [gan]", "e": "x [aae]", "f": "pixelcnn"}
+
+
+# ---------------------------------------------------------------------------------------------
+# write_report: the store must exist, and the output folder holds only the new report
+
+
+def test_report_of_a_path_without_store_is_an_error_and_creates_nothing(tmp_path):
+    import pytest
+
+    from genbench.reports.html import write_report
+    from genbench.reports.tables import NoResultsError
+
+    with pytest.raises(NoResultsError, match="no results store"):
+        write_report(tmp_path / "nothing", html=False)
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_a_deleted_or_empty_index_is_rebuilt_from_the_run_folders_and_said(tmp_path):
+    from genbench.reports.html import write_report
+
+    res = tmp_path / "r"
+    _two_budgets(res)
+    (res / "index.sqlite").unlink()
+    for p in res.glob("index.sqlite-*"):
+        p.unlink()
+    files = write_report(res, out_dir=tmp_path / "out", html=False)
+    assert "vae [steps=400]" in (tmp_path / "out" / "comparison.txt").read_text()
+    assert {p.name for p in files} >= {"results_long.csv", "comparison_digits.csv", "runs.csv", "README.md"}
+    # an index that exists but holds nothing (e.g. created by mistake) is rebuilt too
+    (res / "index.sqlite").unlink()
+    ResultsStore(res)
+    from genbench.reports.tables import open_store
+
+    store, notes = open_store(res)
+    assert notes and "was empty: rebuilt it from 6 run folder(s)" in notes[0]
+    assert len(store.runs()) == 6
+
+
+def test_a_new_report_replaces_the_old_one_and_leaves_no_stale_files(tmp_path):
+    import pytest
+
+    from genbench.reports.html import write_report
+
+    res = tmp_path / "r"
+    store = _two_budgets(res)
+    _cell_record(res, store, "ring-0", name="gan", seed=0, dataset="mixture-ring",
+                 metrics=[MetricResult("fid", 1.0, FID)])
+    out = tmp_path / "out"
+    write_report(res, out_dir=out, html=False)
+    assert (out / "comparison_mixture-ring.csv").is_file()
+    write_report(res, out_dir=out, html=False, matrix="m", cell_ids=["vae-a-s0", "vae-a-s1"])
+    assert not (out / "comparison_mixture-ring.csv").exists()  # not from this report: gone
+    assert "vae [steps=400]" not in (out / "comparison.txt").read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no staging folders left
+    # a folder with files a report did not write is never replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("x")
+    with pytest.raises(ValueError, match="did not write"):
+        write_report(res, out_dir=mine, html=False)
+    assert (mine / "thesis.tex").read_text() == "x"
+
+
+def test_long_csv_has_protocol_fields_as_columns(tmp_path):
+    import pandas as pd
+
+    from genbench.reports.html import write_report
+
+    res = tmp_path / "r"
+    store = ResultsStore(res)
+    _cell_record(res, store, "v0", name="vae", seed=0, metrics=[
+        MetricResult("parzen", -5.0, Protocol("parzen", space="pixels", n={"samples": 10, "test": 4}, ref="test",
+                                              tuned={"sigma": 0.2}, seed=7), std=0.5, std_kind="stderr",
+                     kind="estimate", unit="nats")])
+    write_report(res, out_dir=tmp_path / "o", html=False)
+    long = pd.read_csv(tmp_path / "o" / "results_long.csv")
+    row = long.iloc[0]
+    assert (row["metric"], row["space"], row["ref"], row["kind"], row["unit"]) == (
+        "parzen", "pixels", "test", "estimate", "nats")
+    assert (row["value"], row["uncertainty"], row["uncertainty_kind"], row["eval_seed"]) == (-5.0, 0.5, "stderr", 7)
+    assert row["tuned"] == '{"sigma": 0.2}' and row["column"] == "parzen@pixels/n=samples:10,test:4/ref=test"
+
+
+def test_cells_of_a_matrix_without_a_result_are_named(tmp_path):
+    from genbench.reports.tables import write_report
+
+    res = tmp_path / "r"
+    _two_budgets(res)
+    said = []
+    write_report(res, out_dir=tmp_path / "o", html=False, cell_ids=["vae-a-s0", "not-run-yet"], log=said.append)
+    assert said == ["1 of 2 cells have no result yet (not run, or still running): not-run-yet"]
+    assert "> Note: 1 of 2 cells have no result yet" in (tmp_path / "o" / "README.md").read_text()
+
+
+def test_a_configuration_with_numbers_in_one_family_only_is_still_a_row_of_the_csv(tmp_path):
+    from genbench.reports.tables import wide_csv_frames
+
+    res = tmp_path / "r"
+    store = ResultsStore(res)
+    _cell_record(res, store, "q", name="vae", seed=0, metrics=[MetricResult("fid", 1.0, FID)])
+    _cell_record(res, store, "l", name="pixelcnn", seed=0, metrics=[
+        MetricResult("exact-loglik", -80.0, Protocol("exact-loglik", n={"test": 5}, ref="test"), kind="exact")])
+    wide = wide_csv_frames(load_frame(res))["digits"]
+    assert list(wide["model"]) == ["pixelcnn", "vae"]
+    assert wide.set_index("model").loc["pixelcnn", "exact-loglik/n=5/ref=test"] == -80.0
