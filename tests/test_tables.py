@@ -271,3 +271,20 @@ def test_a_configuration_with_numbers_in_one_family_only_is_still_a_row_of_the_c
     wide = wide_csv_frames(load_frame(res))["digits"]
     assert list(wide["model"]) == ["pixelcnn", "vae"]
     assert wide.set_index("model").loc["pixelcnn", "exact-loglik/n=5/ref=test"] == -80.0
+
+
+def test_real_vs_real_results_are_one_reference_row_under_the_model_columns(tmp_path):
+    res = tmp_path / "r"
+    store = ResultsStore(res)
+    fid = Protocol("fid", space="dom", n={"real": 180, "fake": 180}, ref="test", fixed={"subsamples": 5}, seed=0)
+    real = fid.with_(metric="fid_real")
+    for run_id, gen, v in (("vae-0", "vae", 4.0), ("gan-0", "gan", 6.0)):
+        _put(res, store, run_id, gen, 0, [
+            MetricResult("fid", v, fid, std=0.5, std_kind="subsamples"),
+            MetricResult("fid_real", 1.25, real, std=0.2, std_kind="subsamples", params={"real_vs_real": "train"}),
+        ])
+    quality, legend = comparison_tables(load_frame(res))["digits"]["quality"]
+    # one fid column, and the real-vs-real numbers as a reference row under it (not a fid_real column)
+    assert list(legend) == ["fid"] and legend["fid"] == fid.column
+    assert list(quality.index) == ["gan", "vae", "real data (train vs reference)"]
+    assert quality.loc["real data (train vs reference)", "fid"] == "1.25 ± 0.2"

@@ -243,23 +243,24 @@ def load_frame(results: str | os.PathLike | None = None, *, matrix: str | None =
     df["column"] = [c if isinstance(c, str) and c else p for c, p in zip(df["column_key"], df["protocol"])]
     df["fields"] = [json.loads(f) if isinstance(f, str) else {} for f in df["protocol_fields"]]
     df = df[df["status"] == "done"].reset_index(drop=True)
-    df, runs = _real_vs_real_rows(df, runs)
+    df, reference = _real_vs_real_rows(df)
     df.attrs["runs"] = runs
+    df.attrs["reference_rows"] = reference  # table rows that are no run: real data against real data
     return df
 
 
-def _real_vs_real_rows(df, runs: list[dict[str, Any]]):
+def _real_vs_real_rows(df) -> tuple[Any, list[dict[str, Any]]]:
     """Move each run's real-vs-real results (``fid_real``... : a second real split against the reference
     at the models' n) into one reference row per dataset, under the columns of the model metrics, as the
     value a perfect generator would reach under the same protocol."""
     import pandas as pd
 
     if not len(df):
-        return df, runs
+        return df, []
     real = [isinstance(m, str) and m.endswith("_real") and set(f.get("n") or {}) == {"real", "fake"}
             for m, f in zip(df["metric"], df["fields"])]
     if not any(real):
-        return df, runs
+        return df, []
     rr = df[real].copy()
     rr["metric"] = [m.removesuffix("_real") for m in rr["metric"]]
     rr["fields"] = [{**f, "metric": m} for f, m in zip(rr["fields"], rr["metric"])]
@@ -277,7 +278,7 @@ def _real_vs_real_rows(df, runs: list[dict[str, Any]]):
               "row_key": f"real-vs-real:{ds}", "row": label[ds], "control": True,
               "gen": {"name": "real data"}, "error": None, "reference": True}
              for ds, s in sorted({(ds, s) for ds, s in zip(rr["dataset"], rr["seed"])}, key=str)]
-    return pd.concat([df[[not r for r in real]], rr], ignore_index=True), [*runs, *extra]
+    return pd.concat([df[[not r for r in real]], rr], ignore_index=True), extra
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,6 +448,7 @@ def build_tables(df, *, runs: list[dict[str, Any]] | None = None, printed: bool 
                  "control": bool(c), "gen": {"name": rl}, "error": None}
                 for rid, ds, s, rk, rl, c in df[["run_id", "dataset", "seed", "row_key", "row", "control"]]
                 .drop_duplicates("run_id").itertuples(index=False)]
+    runs = [*runs, *df.attrs.get("reference_rows", [])]
     if len(df):
         keep = [not is_wall_clock(m, u) for m, u in zip(df["metric"], df["unit"])]
         if printed:
