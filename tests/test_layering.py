@@ -45,7 +45,9 @@ LEVELS = {
     "loading": 2,
 }
 # level-1 imports across siblings that the design allows (importer -> imported)
-SIBLING_OK = {("features", "data"), ("metrics", "data")}
+# (reports -> metrics: a gallery drawn without precomputed neighbours uses the one exact k-NN search,
+# imported inside the function so that importing genbench.reports still needs no torch)
+SIBLING_OK = {("features", "data"), ("metrics", "data"), ("reports", "metrics")}
 FORBIDDEN_TOP = {"baselines", "benchmarks", "tests"}
 NON_CODE = {"matrices", "__pycache__"}
 

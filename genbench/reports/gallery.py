@@ -177,21 +177,9 @@ def _check_nn(nn: tuple[Any, Any], n_fake: int, n_train: int, k: int) -> tuple[n
     return dist, idx.astype(np.int64)
 
 
-def _pixel_neighbours(fake: np.ndarray, train: np.ndarray, k: int, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """k nearest training images per generated image in pixel space (float64, chunked over fakes)."""
-    f = fake.reshape(len(fake), -1).astype(np.float64)
-    t = train.reshape(len(train), -1).astype(np.float64)
-    t_sq = (t * t).sum(1)
-    dist = np.empty((len(f), k))
-    idx = np.empty((len(f), k), dtype=np.int64)
-    for s in range(0, len(f), chunk):
-        x = f[s : s + chunk]
-        d2 = np.maximum((x * x).sum(1)[:, None] + t_sq[None, :] - 2.0 * x @ t.T, 0.0)
-        kth = np.partition(d2, k - 1, axis=1)[:, k - 1]
-        for r in range(len(x)):
-            # every index tied with the k-th value is a candidate, so ties go to the lower index
-            cand = np.flatnonzero(d2[r] <= kth[r])
-            idx[s + r] = cand[np.lexsort((cand, d2[r, cand]))[:k]]
-        diff = x[:, None, :] - t[idx[s : s + len(x)]]
-        dist[s : s + len(x)] = np.sqrt((diff * diff).sum(-1))
-    return dist, idx
+def _pixel_neighbours(fake: np.ndarray, train: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest training images per generated image in pixel space: the one exact k-NN search
+    (:func:`genbench.metrics.neighbours.nearest_neighbours`; ties to the lower index)."""
+    from genbench.metrics.neighbours import nearest_neighbours  # torch: imported only when a gallery is drawn
+
+    return nearest_neighbours(fake.reshape(len(fake), -1), train.reshape(len(train), -1), k=k)
