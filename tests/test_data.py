@@ -256,6 +256,37 @@ def test_fashion_mnist(tmp_path, monkeypatch, gz):
         load_dataset("mnist")
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
+def test_mnist_binary_is_a_static_binarisation_of_the_mnist_files(tmp_path, monkeypatch, gz):
+    """mnist-binary: the mnist files and splits, each pixel one fixed Bernoulli(grey / 255) draw."""
+    arrays = make_mnist_arrays(seed=7, n_train=30, n_test=9)
+    arrays["test_images"][:, 0] = 0  # certain pixels: grey 0 -> 0, grey 255 -> 1
+    arrays["test_images"][:, 1] = 255
+    write_mnist(tmp_path / "mnist", arrays, gz=gz)
+    monkeypatch.setenv("GENBENCH_DATA", str(tmp_path))
+    grey, a, b = load_dataset("mnist"), load_dataset("mnist-binary"), load_dataset("mnist-binary")
+    assert a.info.levels == 2 and a.info.binary and a.info.value_range == (0.0, 1.0)
+    assert a.info.split_sizes == grey.info.split_sizes == {"train": 25, "val": 5, "test": 9}
+    assert a.info.content_hash == b.info.content_hash != grey.info.content_hash
+    assert a.info.source == str(tmp_path / "mnist")
+    for s in ("train", "val", "test"):
+        np.testing.assert_array_equal(a.split(s).x.numpy(), b.split(s).x.numpy())
+        np.testing.assert_array_equal(a.split(s).y.numpy(), grey.split(s).y.numpy())
+        assert set(np.unique(a.split(s).x.numpy())) <= {0.0, 1.0}
+    xt = a.test.x.numpy()
+    assert (xt[:, 0, 0] == 0).all() and (xt[:, 0, 1] == 1).all()
+    # one draw per pixel, training file then t10k, from one generator with the documented seed
+    from genbench.data.files import MNIST_BINARISE_SEED
+
+    rng = np.random.default_rng(MNIST_BINARISE_SEED)
+    x_tr = arrays["train_images"][:, None].astype(np.float32) / 255
+    x_te = arrays["test_images"][:, None].astype(np.float32) / 255
+    want_tr = (rng.random(x_tr.shape, dtype=np.float32) < x_tr).astype(np.float32)
+    want_te = (rng.random(x_te.shape, dtype=np.float32) < x_te).astype(np.float32)
+    np.testing.assert_array_equal(np.concatenate([a.train.x.numpy(), a.val.x.numpy()]), want_tr)
+    np.testing.assert_array_equal(xt, want_te)
+
+
 def test_read_idx_matches_format(tmp_path):
     a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     p = tmp_path / "x-idx3-ubyte"
@@ -606,6 +637,6 @@ def test_unknown_dataset_suggests():
 
 def test_every_registered_dataset_is_tested_here():
     """A new dataset must come with a loader test in this file."""
-    tested = {"digits", "digits-binary", "mixture-ring", "mixture-grid", "mnist", "fashion-mnist", "cifar10",
-              "folder:", "npz:"}
+    tested = {"digits", "digits-binary", "mixture-ring", "mixture-grid", "mnist", "mnist-binary", "fashion-mnist",
+              "cifar10", "folder:", "npz:"}
     assert set(DATASETS.names()) == tested

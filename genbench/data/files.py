@@ -33,6 +33,8 @@ SOURCES = {
 # Goodfellow et al.'s Parzen code); CIFAR-10: the last 5,000 of the 50,000 training images.
 MNIST_VAL = 10000
 CIFAR_VAL = 5000
+#: the fixed seed of ``mnist-binary``'s static binarisation (as ``digits-binary`` uses one)
+MNIST_BINARISE_SEED = 1234
 
 
 class DataFileError(ValueError):
@@ -85,13 +87,22 @@ def _missing(name: str, files: list[str], dirs: list[Path]) -> DataFileError:
     )
 
 
-def _load_idx_dataset(name: str, subdirs: list[str], root: Any) -> Dataset:
+def _load_idx_dataset(name: str, subdirs: list[str], root: Any, *, binarise_seed: int | None = None,
+                      files_name: str | None = None) -> Dataset:
+    """An MNIST-like dataset from its four IDX files (looked for as ``files_name``, default ``name``).
+
+    With ``binarise_seed``, static binarisation: every pixel of every image is replaced once by a
+    Bernoulli draw with its grey level (0..1) as probability, from one generator seeded with
+    ``binarise_seed``, drawn over the 60,000 training-file images (in file order) and then the
+    10,000 test images, so the splits are the same images as the grey dataset's.
+    """
+    files_name = files_name or name
     base = data_root(root)
     dirs = [base / s for s in subdirs] + [base]
     found = {k: _find(dirs, stem) for k, stem in MNIST_FILES.items()}
     missing = [MNIST_FILES[k] + "[.gz]" for k, p in found.items() if p is None]
     if missing:
-        raise _missing(name, missing, dirs)
+        raise _missing(files_name, missing, dirs)
     arr = {k: read_idx(p) for k, p in found.items() if p is not None}
     for part in ("train", "test"):
         xi, yi = arr[f"{part}_images"], arr[f"{part}_labels"]
@@ -109,16 +120,25 @@ def _load_idx_dataset(name: str, subdirs: list[str], root: Any) -> Dataset:
             )
     x_tr = arr["train_images"][:, None].astype(np.float32) / 255.0
     y_tr = arr["train_labels"].astype(np.int64)
+    x_te = arr["test_images"][:, None].astype(np.float32) / 255.0
     n_val = MNIST_VAL if len(x_tr) > 2 * MNIST_VAL else max(1, len(x_tr) // 6)
+    rule = f"train = training file minus its last {n_val}; val = those last {n_val}; test = t10k"
+    levels = 256
+    if binarise_seed is not None:
+        rng = np.random.default_rng(binarise_seed)
+        x_tr = (rng.random(x_tr.shape, dtype=np.float32) < x_tr).astype(np.float32)
+        x_te = (rng.random(x_te.shape, dtype=np.float32) < x_te).astype(np.float32)
+        levels = 2
+        rule += (f"; static binarisation with seed {binarise_seed}: pixel ~ Bernoulli(grey / 255), one draw "
+                 "per pixel, training file then t10k")
     splits = {
         "train": (x_tr[:-n_val], y_tr[:-n_val]),
         "val": (x_tr[-n_val:], y_tr[-n_val:]),
-        "test": (arr["test_images"][:, None].astype(np.float32) / 255.0, arr["test_labels"].astype(np.int64)),
+        "test": (x_te, arr["test_labels"].astype(np.int64)),
     }
     return make_dataset(
-        name, "image", splits, value_range=(0.0, 1.0), n_classes=10, levels=256,
-        split_rule=f"train = training file minus its last {n_val}; val = those last {n_val}; test = t10k",
-        source=str(found["train_images"].parent),
+        name, "image", splits, value_range=(0.0, 1.0), n_classes=10, levels=levels,
+        split_rule=rule, source=str(found["train_images"].parent),
     )
 
 
@@ -126,6 +146,13 @@ def _load_idx_dataset(name: str, subdirs: list[str], root: Any) -> Dataset:
                   kind="image")
 def load_mnist(root: Any = None) -> Dataset:
     return _load_idx_dataset("mnist", ["mnist", "MNIST/raw"], root)
+
+
+@register_dataset("mnist-binary", description="MNIST statically binarised: pixel ~ Bernoulli(grey level), one "
+                  f"fixed draw (seed {MNIST_BINARISE_SEED}); the mnist files and splits", kind="image")
+def load_mnist_binary(root: Any = None) -> Dataset:
+    return _load_idx_dataset("mnist-binary", ["mnist", "MNIST/raw"], root, binarise_seed=MNIST_BINARISE_SEED,
+                             files_name="mnist")
 
 
 @register_dataset("fashion-mnist", description="Fashion-MNIST 28x28 from IDX files under "
