@@ -736,3 +736,20 @@ def test_every_likelihood_spec_has_family_kind_unit_and_returns_measurements():
     ppca = PPCA(d=3, q=1, proposal="posterior")
     m = METRICS.get("iwae").compute(ppca, ppca.sample(20, seed=0), k=4)
     assert isinstance(m, Measurement) and m.value == pytest.approx(ppca.marginal(ppca.sample(20, seed=0)).mean())
+
+
+def test_a_control_replaying_the_validation_split_does_not_tune_sigma_on_its_own_samples():
+    # heldout replays val: choosing sigma on val would put every validation row on a kernel centre and drive
+    # sigma to the grid's lower edge; the rows that choose sigma must not be among the samples
+    ds = load_dataset("digits")
+    rows = evaluate_likelihood(dataset=ds, samples=ds.val.x, gmm=False, seed=0)
+    test = next(r for r in rows if r.metric == "parzen" and r.protocol.ref == "test")
+    from genbench.metrics.likelihood import PARZEN_GRID
+
+    sigma = dict(test.protocol.tuned)["sigma"]
+    assert "training rows" in test.params["selection_rows"] and any("were chosen on" in w for w in test.warnings)
+    # not the grid's lower edge (where tuning on its own samples drives it), and held-out data scores like data
+    assert sigma > min(PARZEN_GRID) * 1.01 and test.value > 0
+    # samples disjoint from val leave the selection on val, with no note
+    rows = evaluate_likelihood(dataset=ds, samples=ds.train.x[:500], gmm=False, seed=0)
+    assert all("selection_rows" not in r.params for r in rows)

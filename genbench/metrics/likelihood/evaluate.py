@@ -31,6 +31,38 @@ def _first(x: torch.Tensor, n: int | None, name: str) -> torch.Tensor:
     return x[:n]
 
 
+def _selection_rows(v: np.ndarray, samples: np.ndarray, train_all: Any, train_idx: np.ndarray,
+                    n_val: int) -> tuple[np.ndarray, str]:
+    """The rows that choose sigma / components: validation rows that are not among the samples.
+
+    A control replaying the validation split (``heldout``) would otherwise tune sigma on its own
+    samples, where every validation row sits at distance 0 from a kernel centre, and sigma runs to the
+    grid's lower edge. When fewer than half the validation rows are left, training rows that are
+    neither among the samples nor in the scored train subset are used instead (the control never saw
+    them). The note says which, and is recorded on every density row."""
+    def keys(a: np.ndarray) -> set[bytes]:
+        return {r.tobytes() for r in np.ascontiguousarray(a, dtype=np.float64)}
+
+    in_samples = keys(samples)
+    keep = np.array([r.tobytes() not in in_samples for r in np.ascontiguousarray(v)], dtype=bool)
+    if keep.all():
+        return v, ""
+    if keep.sum() >= max(1, len(v) // 2):
+        return v[keep], (f"{int((~keep).sum())} of {len(v)} validation rows are among the samples and were left out "
+                         "of choosing sigma / components.")
+    tr = train_all.reshape(len(train_all), -1).double().numpy()
+    free = np.ones(len(tr), dtype=bool)
+    free[train_idx] = False
+    free &= np.array([r.tobytes() not in in_samples for r in tr], dtype=bool)
+    chosen = tr[np.flatnonzero(free)[:n_val]]
+    if not len(chosen):
+        raise ValueError("every validation and training row is among the samples: no data is left to choose sigma / "
+                         "components on; score such samples with the sample-quality and copy families only.")
+    return chosen, (f"the samples include {int((~keep).sum())} of the {len(v)} validation rows (a control replaying "
+                    f"them), so sigma / components were chosen on {len(chosen)} training rows that are neither among "
+                    "the samples nor in the scored train subset.")
+
+
 def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None, n_test: int | None = None,
                         k: int = 1000, parzen: bool = True, gmm: bool = True, seed: int = 0, device: Any = None,
                         train_subset: int | None = None, n_val: int | None = 1000,
@@ -132,10 +164,12 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
         # float64 rows prepared once, for every estimator and both splits
         flat = {ref: x.reshape(len(x), -1).double().numpy() for ref, x in (("test", test_x), ("train", train_x))}
         v = val_x.reshape(len(val_x), -1).double().numpy()
+        v, selection_note = _selection_rows(v, s, train_all, idx, len(val_x))
         for ref, x in flat.items():  # sigma / components must never be tuned on an evaluation set
             check_disjoint_rows(v, x, "validation", ref,
                                 fix="tune sigma / components on data disjoint from the evaluation sets")
         density = MetricInputs(space, fake=s, val=v)
+        first_density_row = len(out)
         if parzen:
             grid = parzen_grid if parzen_grid is not None else (PARZEN_GRID_POINTS if points else PARZEN_GRID)
             triple("parzen", density, flat, {"grid": grid, "levels": levels})
@@ -147,6 +181,10 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
             reg = (1.0 / (levels - 1)) ** 2 / 12.0 if (levels is not None and levels > 1) else 1e-6
             triple("gmm", density, flat, {"n_components_grid": tuple(comps), "covariance_type": cov,
                                           "reg_covar": reg, "levels": levels})
+        if selection_note:
+            out[first_density_row:] = [r.with_(warnings=(*r.warnings, selection_note),
+                                               params={**r.params, "selection_rows": selection_note})
+                                       for r in out[first_density_row:]]
 
     if callable(getattr(dataset, "log_density", None)):
         out += evaluate_metrics(MetricInputs(info.name, model=dataset, x=test_x, ref="test"), metrics=["true-loglik"],
