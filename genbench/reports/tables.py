@@ -37,9 +37,18 @@ FAMILIES = {
     "overfitting": ("nn-median-ratio", "copy-rate", "authenticity", "ct", "likelihood-gap"),
     "coverage": ("modes-captured", "hq-share", "mode-kl", "classes-covered", "class-kl"),
 }
-FAMILY_ORDER = ("quality", "likelihood", "overfitting", "coverage", "training", "other")
+FAMILY_ORDER = ("quality", "likelihood", "overfitting", "coverage", "representation", "conditional", "training",
+                "other")
 _RANK = {m: i for fam in FAMILIES.values() for i, m in enumerate(fam)}
 KIND_ORDER = ("exact", "lower-bound", "estimate", None)
+
+
+def _row_family(metric: str, params: Any) -> str:
+    try:
+        fam = (json.loads(params) if isinstance(params, str) and params else {}).get("family")
+    except ValueError:
+        fam = None
+    return fam if fam in FAMILY_ORDER else metric_family(metric)
 
 
 def metric_family(metric: str) -> str:
@@ -237,7 +246,8 @@ def load_frame(results: str | os.PathLike | None = None, *, matrix: str | None =
     df["control"] = [by_id[rid]["control"] for rid in df["run_id"]]
     df["row_key"] = [by_id[rid]["row_key"] for rid in df["run_id"]]
     df["row"] = [by_id[rid]["row"] for rid in df["run_id"]]
-    df["family"] = [metric_family(m) for m in df["metric"]]
+    # a row names its family (the evaluator records its spec's); older rows fall back to the name list
+    df["family"] = [_row_family(m, p) for m, p in zip(df["metric"], df["params"])]
     # the column key was written with each row from its protocol record (Protocol.column): the protocol
     # without its tuned hyper-parameters and seed; nothing here parses protocol names back
     df["column"] = [c if isinstance(c, str) and c else p for c, p in zip(df["column_key"], df["protocol"])]
@@ -475,8 +485,9 @@ def build_tables(df, *, runs: list[dict[str, Any]] | None = None, printed: bool 
             out[ds] = [Table(ds, "runs", "", [], row_list)] if row_list else []
             continue
         fields = {c: f for c, f in zip(g["column"], g["fields"])}
+        fam_of = {m: (f if f in FAMILY_ORDER else metric_family(m)) for m, f in zip(g["metric"], g["family"])}
         pairs = sorted({(m, c) for m, c in zip(g["metric"], g["column"])},
-                       key=lambda p: (FAMILY_ORDER.index(metric_family(p[0])), _RANK.get(p[0], 99), p))
+                       key=lambda p: (FAMILY_ORDER.index(fam_of.get(p[0], "other")), _RANK.get(p[0], 99), p))
         labels = _labels(pairs, fields)
         if len(set(labels.values())) < len(labels):  # the same short label in two families: use the keys
             labels = {c: c for _, c in pairs}
@@ -485,7 +496,8 @@ def build_tables(df, *, runs: list[dict[str, Any]] | None = None, printed: bool 
             sub = g[g["column"] == col]
             hib = _first(sub["higher_is_better"])
             columns[col] = Column(
-                key=col, label=labels[col], metric=metric, family=metric_family(metric), fields=fields.get(col, {}),
+                key=col, label=labels[col], metric=metric, family=fam_of.get(metric, "other"),
+                fields=fields.get(col, {}),
                 higher_is_better=None if hib is None else bool(hib), target=_first(sub["target"]),
                 kind=_first(sub["estimator"]), unit=_first(sub["unit"]),
                 std_kinds=tuple(sorted({str(k) for k in sub["std_kind"] if isinstance(k, str)})))
