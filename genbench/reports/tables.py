@@ -31,10 +31,10 @@ from genbench.store import STORE_NAME, ResultsStore
 # Metric name -> family, for grouping the printed tables (reports must not import the metric
 # modules, which import torch; a name not listed here is shown under "other").
 FAMILIES = {
-    "quality": ("is", "is_real", "fid", "kid", "precision", "recall", "density", "coverage"),
-    "likelihood": ("exact-loglik", "iwae", "elbo", "bound-loglik", "parzen", "gmm", "true-loglik",
+    "quality": ("is", "is_real", "fid", "kid", "precision", "recall", "density", "coverage", "vendi", "vendi_real"),
+    "likelihood": ("exact-loglik", "iwae", "elbo", "bound-loglik", "ais", "parzen", "gmm", "true-loglik",
                    "exact-loglik-gap", "iwae-gap", "elbo-gap", "bound-loglik-gap", "parzen-gap", "gmm-gap"),
-    "overfitting": ("nn-median-ratio", "copy-rate", "authenticity", "ct", "likelihood-gap"),
+    "overfitting": ("nn-median-ratio", "copy-rate", "transform-copy-rate", "authenticity", "ct", "likelihood-gap"),
     "coverage": ("modes-captured", "hq-share", "mode-kl", "classes-covered", "class-kl"),
 }
 FAMILY_ORDER = ("quality", "likelihood", "overfitting", "coverage", "representation", "conditional", "training",
