@@ -293,7 +293,7 @@ def _row(spec: MetricSpec, output: str, m: Measurement, inputs: MetricInputs, kw
     params.update({k: v for k, v in fixed.items() if k not in params})
     if "seed" in spec.keywords:
         params["seed"] = kw.get("seed")
-    params["family"] = spec.family  # tables group by it without importing the registry (or torch)
+    params["metric_family"] = spec.family  # tables group by it without importing the registry (or torch)
     if inputs.info and needs in ("features", "fake", "probs"):
         params["extractor"] = dict(inputs.info)
     return MetricResult(

@@ -45,7 +45,7 @@ KIND_ORDER = ("exact", "lower-bound", "estimate", None)
 
 def _row_family(metric: str, params: Any) -> str:
     try:
-        fam = (json.loads(params) if isinstance(params, str) and params else {}).get("family")
+        fam = (json.loads(params) if isinstance(params, str) and params else {}).get("metric_family")
     except ValueError:
         fam = None
     return fam if fam in FAMILY_ORDER else metric_family(metric)
