@@ -70,6 +70,24 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, act: type[nn.Module
     return nn.Sequential(*layers)
 
 
+def bn_mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    """Linear, batch-norm and ReLU per hidden layer, then a linear output (DCGAN-style MLP generators)."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(in_dim, h), nn.BatchNorm1d(h), nn.ReLU()]
+        in_dim = h
+    return nn.Sequential(*layers, nn.Linear(in_dim, out_dim))
+
+
+def dropout_mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, dropout: float) -> nn.Sequential:
+    """Linear, LeakyReLU(0.2) and dropout per hidden layer, then a linear output (MLP discriminators)."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(in_dim, h), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
+        in_dim = h
+    return nn.Sequential(*layers, nn.Linear(in_dim, out_dim))
+
+
 def _check_conv_shape(shape: Sequence[int]) -> tuple[int, int, int]:
     if len(shape) != 3 or shape[1] % 4 or shape[2] % 4:
         raise ValueError(

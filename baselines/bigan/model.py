@@ -14,19 +14,10 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from baselines._nets import local_generator, scale_input, value_range
+from baselines._nets import bn_mlp, dropout_mlp, local_generator, scale_input, value_range
 from baselines.bigan.config import BiGANConfig
 from genbench.harness.base import StepContext, TrainableModel
-
-
-def _bn_mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for h in hidden:
-        layers += [nn.Linear(d_in, h), nn.BatchNorm1d(h), nn.ReLU()]
-        d_in = h
-    return nn.Sequential(*layers, nn.Linear(d_in, d_out))
 
 
 class BiGAN(TrainableModel):
@@ -50,14 +41,9 @@ class BiGAN(TrainableModel):
         self.shape = tuple(info.shape)
         self.dim = math.prod(self.shape)
         self.z_dim = config.z_dim
-        self.generator = _bn_mlp(config.z_dim, config.hidden, self.dim)
-        self.encoder = _bn_mlp(self.dim, tuple(reversed(config.hidden)), config.z_dim)
-        d_layers: list[nn.Module] = []
-        d_in = self.dim + config.z_dim
-        for h in config.d_hidden:
-            d_layers += [nn.Linear(d_in, h), nn.LeakyReLU(0.2), nn.Dropout(config.d_dropout)]
-            d_in = h
-        self.discriminator = nn.Sequential(*d_layers, nn.Linear(d_in, 1))
+        self.generator = bn_mlp(config.z_dim, config.hidden, self.dim)
+        self.encoder = bn_mlp(self.dim, tuple(reversed(config.hidden)), config.z_dim)
+        self.discriminator = dropout_mlp(self.dim + config.z_dim, config.d_hidden, 1, dropout=config.d_dropout)
 
     def _gen(self, z: torch.Tensor) -> torch.Tensor:
         lo, hi = value_range(self.info)

@@ -22,7 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._nets import local_generator, mlp, observation_model, scale_input, value_range
+from baselines._nets import (
+    bn_mlp,
+    dropout_mlp,
+    local_generator,
+    mlp,
+    observation_model,
+    scale_input,
+    value_range,
+)
 from baselines.conditional.config import CGANConfig, CVAEConfig
 from genbench.harness.base import StepContext, TrainableModel
 
@@ -107,18 +115,8 @@ class CGAN(_Conditional):
         # G: batch-normalised ReLU layers (as DCGAN's generator); D: LeakyReLU with dropout, as Mirza &
         # Osindero's discriminator (dropout 0.5 there): without them the MLP discriminator wins on
         # digits within a few hundred steps and G's sigmoid saturates
-        g_layers: list[nn.Module] = []
-        d_in = config.z_dim + self.n_classes
-        for h in config.g_hidden:
-            g_layers += [nn.Linear(d_in, h), nn.BatchNorm1d(h), nn.ReLU()]
-            d_in = h
-        self.generator = nn.Sequential(*g_layers, nn.Linear(d_in, self.dim))
-        d_layers: list[nn.Module] = []
-        d_in = self.dim + self.n_classes
-        for h in config.d_hidden:
-            d_layers += [nn.Linear(d_in, h), nn.LeakyReLU(0.2), nn.Dropout(config.d_dropout)]
-            d_in = h
-        self.discriminator = nn.Sequential(*d_layers, nn.Linear(d_in, 1))
+        self.generator = bn_mlp(config.z_dim + self.n_classes, config.g_hidden, self.dim)
+        self.discriminator = dropout_mlp(self.dim + self.n_classes, config.d_hidden, 1, dropout=config.d_dropout)
 
     def generate(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         lo, hi = value_range(self.info)
