@@ -208,6 +208,24 @@ def test_kid_matches_torch_fidelity_subsets_exactly():
     assert ours[1] == pytest.approx(peer["kernel_inception_distance_std"], rel=1e-8)
 
 
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_kid_low_dimension_explicit_features_match_torch_fidelity(d):
+    # at d + d^2 + d^3 < m/4 KID sums the kernel's explicit features instead of forming m x m kernels;
+    # the subsets and the estimate are the peer's
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    rng = np.random.default_rng(20 + d)
+    x, y = rng.normal(size=(700, d)) * 3.0, rng.normal(size=(650, d)) * 2.5 + 0.1
+    ours = kernel_inception_distance(x, y, subsets=15, subset_size=400, seed=5)
+    peer = kid_features_to_metric(torch.from_numpy(x), torch.from_numpy(y), kid_subsets=15, kid_subset_size=400,
+                                  rng_seed=5, verbose=False)
+    # the kernel sums are ~m^2 * k: agreement is relative to that scale, not to the small difference
+    scale = float(np.mean((x @ x.T / d + 1.0) ** 3))
+    assert abs(ours[0] - peer["kernel_inception_distance_mean"]) < 1e-11 * scale
+    assert abs(ours[1] - peer["kernel_inception_distance_std"]) < 1e-11 * scale
+    assert ours[0] == pytest.approx(peer["kernel_inception_distance_mean"], rel=1e-6)
+
+
 def test_kid_near_zero_for_same_distribution_and_positive_for_shift():
     rng = np.random.default_rng(10)
     x, y = rng.normal(size=(600, 8)), rng.normal(size=(600, 8))
