@@ -116,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     m = load_matrix(args.matrix)
     summary = run_matrix(
         m, results=args.results, executor=args.executor, address=args.address, num_cpus=args.num_cpus,
-        retry_failed=not args.no_retry,
+        retry_failed=not args.no_retry, jobs=args.jobs,
         **({"connect_timeout": args.connect_timeout} if args.connect_timeout is not None else {}),
     )
     if args.table:
@@ -261,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
                    help="seconds to wait for the Ray cluster at --address (default 15)")
     r.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray instance")
+    r.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="local executor: cells at once, each in its own process (default: CPUs / the cells' "
+                   "threads, 1 with a GPU); the numbers do not depend on it")
     r.add_argument("--no-retry", action="store_true", help="do not re-run cells that failed before")
     r.add_argument("--table", action="store_true", help="print the comparison table at the end")
     r.set_defaults(func=cmd_run)

@@ -123,10 +123,61 @@ def _commit(root: Path, store: ResultsStore, record: dict[str, Any]) -> None:
 Claim = Callable[[Cell], bool]
 
 
-def _local(cells: list[Cell], root: Path, *, claim: Claim, **_: Any) -> Iterator[dict[str, Any]]:
-    for c in cells:
-        if claim(c):  # claimed just before computing, so two processes split the cells between them
-            yield execute_cell(c.to_dict(), str(root))
+def _failed_record(c: Cell, error: str) -> dict[str, Any]:
+    """The record of a cell whose worker died (out of memory, killed) before it could return one."""
+    return {"run_id": c.cell_id, "cell_id": c.cell_id, "kind": "cell", "matrix": c.matrix,
+            "generator": c.generator.display, "family": c.generator.name, "dataset": c.dataset, "seed": c.seed,
+            "config": c.to_dict(), "status": "failed", "error": error, "metrics": []}
+
+
+def default_jobs(cells: list[Cell]) -> int:
+    """Cells to run at once on this machine: its CPUs over the cells' torch threads (2 on 2 cores with
+    the default 1 thread per cell), 1 when a GPU is present (cells would share it) or when only one
+    cell is left."""
+    import torch
+
+    if torch.cuda.is_available() or len(cells) < 2:
+        return 1
+    threads = max((c.evaluation.cell_threads for c in cells), default=1)
+    return max(1, min(len(cells), (os.cpu_count() or 1) // threads))
+
+
+def _local(cells: list[Cell], root: Path, *, claim: Claim, jobs: int = 1, **_: Any) -> Iterator[dict[str, Any]]:
+    """Cells in this process one by one (``jobs=1``), or in ``jobs`` worker processes at once.
+
+    Each cell is claimed just before it starts, so two ``genbench run`` processes split the cells
+    between them. A cell's numbers do not depend on the process it ran in: torch runs with the
+    cell's own thread count, and every random stream is derived from the cell's seed.
+    """
+    if jobs <= 1:
+        for c in cells:
+            if claim(c):
+                yield execute_cell(c.to_dict(), str(root))
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    todo = list(cells)
+    running: dict[Any, Cell] = {}
+    # spawn, not fork: a forked child of a process with torch threads running can deadlock
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while todo or running:
+            while todo and len(running) < jobs:
+                c = todo.pop(0)
+                if claim(c):
+                    running[pool.submit(execute_cell, c.to_dict(), str(root))] = c
+            if not running:
+                continue
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                c = running.pop(fut)
+                try:
+                    yield fut.result()
+                except BrokenProcessPool as e:  # a worker died: this cell failed, the others are still recorded
+                    yield _failed_record(c, f"worker process died: {e}")
+                except Exception as e:
+                    yield _failed_record(c, f"worker failed: {type(e).__name__}: {e}")
 
 
 def _split_address(address: str) -> tuple[str, int] | None:
@@ -208,10 +259,7 @@ def _ray(cells: list[Cell], root: Path, *, claim: Claim, address: str | None = N
                 try:
                     yield ray.get(r)
                 except Exception as e:  # the worker itself died (OOM, killed)
-                    yield {"run_id": c.cell_id, "cell_id": c.cell_id, "kind": "cell", "matrix": c.matrix,
-                           "generator": c.generator.display, "family": c.generator.name, "dataset": c.dataset,
-                           "seed": c.seed, "config": c.to_dict(), "status": "failed",
-                           "error": f"worker failed: {type(e).__name__}: {e}", "metrics": []}
+                    yield _failed_record(c, f"worker failed: {type(e).__name__}: {e}")
     finally:
         if started:
             ray.shutdown()
@@ -230,6 +278,7 @@ def run_matrix(
     retry_failed: bool = True,
     progress_bar: bool | None = None,
     connect_timeout: float = RAY_CONNECT_TIMEOUT,
+    jobs: int | None = 1,
 ) -> RunSummary:
     """Run every unfinished cell of ``matrix`` and index the results.
 
@@ -237,7 +286,10 @@ def run_matrix(
     ----------
     matrix : from :func:`genbench.matrix.load_matrix`.
     results : results directory (default ``$GENBENCH_RESULTS`` or ``./results``).
-    executor : ``"local"`` (in-process, sequential) or ``"ray"`` (one Ray task per cell).
+    executor : ``"local"`` (this machine: in-process, or ``jobs`` worker processes) or ``"ray"`` (one Ray
+        task per cell).
+    jobs : cells at once with the local executor (None: :func:`default_jobs`, the CPUs over the cells'
+        threads); the numbers are the same for any value.
     address : an existing Ray cluster; without it a local Ray instance is started and shut down.
     retry_failed : re-run cells whose last attempt failed.
     connect_timeout : seconds to wait for the Ray cluster at ``address`` before giving up.
@@ -249,6 +301,8 @@ def run_matrix(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"Unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}.")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"jobs must be a whole number >= 1 (cells at once) or None for the default; got {jobs!r}.")
     if executor == "local" or not address:
         check_devices(matrix)  # before anything is created; a remote cluster's GPUs are checked on connecting
     t0 = time.perf_counter()
@@ -302,6 +356,8 @@ def run_matrix(
         kwargs: dict[str, Any] = {"claim": claim}
         if executor == "ray":
             kwargs.update(address=address, num_cpus=num_cpus, connect_timeout=connect_timeout)
+        else:
+            kwargs.update(jobs=default_jobs(todo) if jobs is None else int(jobs))
         for rec in (_EXECUTORS[executor](todo, root, **kwargs) if todo else ()):  # nothing to do: no Ray
             _commit(root, store, rec)
             lock = locks.pop(rec["run_id"], None)

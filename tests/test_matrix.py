@@ -106,6 +106,22 @@ def test_local_run_is_resumable_and_a_failing_cell_leaves_others_done(tmp_path):
 
 
 @pytest.mark.timeout(600)
+def test_local_worker_processes_give_the_same_numbers_and_record_failures(tmp_path):
+    missing = tmp_path / "nope.npz"
+    m = load_matrix(_write(tmp_path, FAILING_BLOCK.format(missing=missing)))
+    one, two = tmp_path / "one", tmp_path / "two"
+    s1 = run_matrix(m, results=one, jobs=1)
+    s2 = run_matrix(m, results=two, jobs=2)
+    assert len(s2.ran) == 4 and list(s2.failed) == list(s1.failed) and "nope.npz" in next(iter(s2.failed.values()))
+    a, b = _values(one), _values(two)
+    assert a.keys() == b.keys() and len(a) > 20
+    for k in a:
+        assert a[k] == b[k], k  # same thread count and seeds in any process: the very same numbers
+    with pytest.raises(ValueError, match="jobs must be a whole number >= 1"):
+        run_matrix(m, results=two, jobs=0)
+
+
+@pytest.mark.timeout(600)
 def test_ray_executor_gives_the_same_numbers_as_local(tmp_path):
     pytest.importorskip("ray")
     m = load_matrix(_write(tmp_path))
