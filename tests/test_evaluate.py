@@ -50,6 +50,28 @@ def test_equal_n_subsamples_and_real_vs_real_rows():
     assert rr.value < fid.value and rows["recall_real"].params["real_vs_real"] == "train"
 
 
+def test_real_vs_real_rows_are_computed_once_per_reference_and_protocol(monkeypatch):
+    import genbench.evaluate as ev
+
+    ds = load_dataset("mixture-ring")
+    ref = Reference.of(ds, "test", train=False)
+    fake = ds.split("val").x
+    calls = []
+    real_eq = ev._equal_n_quality
+    monkeypatch.setattr(ev, "_equal_n_quality", lambda *a, **k: calls.append(k.get("real_vs_real")) or real_eq(*a, **k))
+    monkeypatch.setattr(ev, "_REAL_VS_REAL", {})
+    kw = dict(extractor="pixels", n_eval=200, repeats=2, metrics=["fid", "recall"])
+    first = [r for r in evaluate_samples(fake, ref, seed=0, **kw) if r.metric.endswith("_real")]
+    second = [r for r in evaluate_samples(fake[:500], ref, seed=0, **kw) if r.metric.endswith("_real")]
+    assert calls == [None, "train", None] and first == second  # another model, the same real-vs-real rows
+    other_seed = [r for r in evaluate_samples(fake, ref, seed=1, **kw) if r.metric.endswith("_real")]
+    assert calls[-1] == "train" and [r.value for r in other_seed] != [r.value for r in first]
+    # computed afresh, the cached rows are the same numbers
+    monkeypatch.setattr(ev, "_REAL_VS_REAL", {})
+    fresh = [r for r in evaluate_samples(fake, ref, seed=0, **kw) if r.metric.endswith("_real")]
+    assert fresh == first
+
+
 class _Bad:
     def __init__(self, out):
         self.out = out
