@@ -1,7 +1,9 @@
 """Evaluating one cell: the one road every number in a table travels.
 
 generator -> samples -> (features -> quality metrics) + likelihood estimators + overfitting
-checks + coverage -> MetricResult records and artifacts in the run folder.
+checks + coverage + representation (a model's codes) + conditional (requested classes) ->
+MetricResult records and artifacts in the run folder. Every family's rows come out of the one
+metric evaluator, :func:`genbench.metrics.evaluate_metrics`.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from genbench.metrics import METRICS, MetricInputs, evaluate_metrics, specs
 
@@ -19,6 +20,28 @@ SPACE = "test-space"
 
 def _features(rng: np.random.Generator, n: int = 80, d: int = 4, shift: float = 0.0) -> np.ndarray:
     return rng.normal(size=(n, d)) + shift
+
+
+def _labelled(rng: np.random.Generator, n: int = 90, d: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of three classes told apart by their first two values (the last two are noise), and the classes."""
+    y = np.arange(n) % 3
+    return rng.normal(size=(n, d)) + np.c_[4.0 * np.eye(3)[y][:, 1:], np.zeros((n, d - 2))], y
+
+
+class _Columns:
+    """An autoencoder keeping some columns of each row: ``encode`` selects them, ``decode`` puts them back
+    among zeros. Keeping the class-bearing columns makes good codes; keeping fewer loses reconstruction."""
+
+    def __init__(self, cols: list[int], d: int = 4) -> None:
+        self.cols, self.d = cols, d
+
+    def encode(self, x):
+        return torch.as_tensor(x)[:, self.cols]
+
+    def decode(self, z):
+        out = torch.zeros(len(z), self.d, dtype=z.dtype)
+        out[:, self.cols] = z
+        return out
 
 
 def _inputs(needs: str, *, seed: int = 0, worse: bool = False, identical: bool = False) -> MetricInputs:
@@ -51,19 +74,35 @@ def _inputs(needs: str, *, seed: int = 0, worse: bool = False, identical: bool =
         test_ll = rng.normal(-80, 3, 200)
         train_ll = rng.normal(-70 if worse else -80, 3, 200)
         return MetricInputs(SPACE, train_ll=train_ll, test_ll=test_ll)
+    if needs == "encoder":  # worse: codes of the noise columns only
+        (train, train_y), (test, test_y) = _labelled(rng, n=150), _labelled(rng)
+        return MetricInputs(SPACE, model=_Columns([2, 3] if worse else [0, 1, 2]), train=train,
+                            train_labels=train_y, x=test, x_labels=test_y, ref="test")
+    if needs == "model":  # an autoencoder (the representation family; likelihood models have their own tests)
+        return MetricInputs(SPACE, model=_Columns([0] if worse else [0, 1, 2]), x=real, ref="test")
+    if needs == "labelled":  # worse: samples whose classes ignore the classes requested for them
+        (real, real_y), (fake, fake_y) = _labelled(rng), _labelled(rng, n=120)
+        return MetricInputs(SPACE, real=real, fake=fake, real_labels=real_y,
+                            fake_labels=rng.permutation(fake_y) if worse else fake_y, ref="test")
+    if needs == "labelled_probs":  # worse: the requested classes are not the ones the classifier sees
+        probs = rng.dirichlet(np.full(5, 0.2), size=80)
+        labels = probs.argmax(1)
+        return MetricInputs(SPACE, fake_probs=probs, fake_labels=(labels + 1) % 5 if worse else labels)
     raise NotImplementedError(needs)
 
 
-COVERED = ("features", "fake", "probs", "samples", "mixture", "loglik")
-SAMPLE_SPECS = [s for s in specs() if s.needs in COVERED]
+COVERED = ("features", "fake", "probs", "samples", "mixture", "loglik", "encoder", "model", "labelled",
+           "labelled_probs")
+# needs="model" is covered for autoencoders; the likelihood family's models need likelihood protocols
+SAMPLE_SPECS = [s for s in specs() if s.needs in COVERED and not (s.needs == "model" and s.family == "likelihood")]
 
 
 def test_every_metric_is_covered():
     # a metric whose inputs these tests cannot build must get a case here, or its own common test
-    other = {s.name for s in specs() if s.needs not in COVERED}
+    other = {s.name for s in specs() if s not in SAMPLE_SPECS}
     assert other <= {e.name for e in METRICS.entries() if e.obj.family == "likelihood"}, other
-    assert {"fid", "kid", "is", "precision-recall", "density-coverage", "vendi", "copy-rate"} <= {
-        s.name for s in SAMPLE_SPECS}
+    assert {"fid", "kid", "is", "precision-recall", "density-coverage", "vendi", "copy-rate", "linear-probe",
+            "reconstruction", "conditional-accuracy", "cas"} <= {s.name for s in SAMPLE_SPECS}
 
 
 def _run(spec, inputs, seed=0, **settings):
@@ -102,7 +141,7 @@ def test_identical_inputs_score_best(spec):
             assert abs(a - direction) <= abs(b - direction), (out, a, b)
 
 
-@pytest.mark.parametrize("spec", [s for s in SAMPLE_SPECS if s.needs in ("samples", "mixture", "probs", "loglik")
+@pytest.mark.parametrize("spec", [s for s in SAMPLE_SPECS if s.needs not in ("features", "fake")
                                   and any(d is not None for d in s.directions.values())], ids=lambda s: s.name)
 def test_a_worse_set_scores_worse(spec):
     good = _run(spec, _inputs(spec.needs))
@@ -137,7 +176,7 @@ def test_independent_of_chunk_and_batch_size(spec):
 @pytest.mark.parametrize("spec", [s for s in SAMPLE_SPECS if s.needs != "loglik"], ids=lambda s: s.name)
 def test_nan_is_a_clear_error(spec):
     inputs = _inputs(spec.needs)
-    attr = "fake_probs" if spec.needs == "probs" else "fake"
+    attr = {"probs": "fake_probs", "labelled_probs": "fake_probs", "encoder": "x", "model": "x"}.get(spec.needs, "fake")
     bad = np.array(getattr(inputs, attr), dtype=np.float64)
     bad[3, 1] = np.nan
     setattr(inputs, attr, bad)
@@ -145,7 +184,7 @@ def test_nan_is_a_clear_error(spec):
         _run(spec, inputs)
 
 
-@pytest.mark.parametrize("spec", [s for s in SAMPLE_SPECS if s.needs in ("features", "samples")],
+@pytest.mark.parametrize("spec", [s for s in SAMPLE_SPECS if s.needs in ("features", "samples", "labelled")],
                          ids=lambda s: s.name)
 def test_mismatched_widths_are_a_clear_error(spec):
     inputs = _inputs(spec.needs)

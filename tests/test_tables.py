@@ -288,3 +288,28 @@ def test_real_vs_real_results_are_one_reference_row_under_the_model_columns(tmp_
     assert list(legend) == ["fid"] and legend["fid"] == fid.column
     assert list(quality.index) == ["gan", "vae", "real data (train vs reference)"]
     assert quality.loc["real data (train vs reference)", "fid"] == "1.25 ± 0.2"
+
+
+def test_representation_and_conditional_rows_land_in_their_family_tables(tmp_path):
+    """Rows of the evaluator for these families (reference rows included) group by the family their spec
+    names; cas_real, the same spec on real labelled rows, is the real-data row under the cas column."""
+    from test_metrics_common import _inputs
+
+    from genbench.metrics import evaluate_metrics
+
+    rows = evaluate_metrics(_inputs("encoder"), family="representation")  # the probe and reconstruction
+    rows += evaluate_metrics(_inputs("encoder"), metrics=["linear-probe"], suffix="_pixels", note="reference")
+    rows += evaluate_metrics(_inputs("labelled_probs"), family="conditional")
+    rows += evaluate_metrics(_inputs("labelled"), family="conditional")
+    # (the ceiling trains on real rows, as many as the samples; here another draw of the same classes)
+    rows += evaluate_metrics(_inputs("labelled", seed=1), metrics=["cas"], suffix="_real", note="reference")
+    assert {r.params["metric_family"] for r in rows} == {"representation", "conditional"}
+    res = tmp_path / "r"
+    _put(res, ResultsStore(res), "m-0", "m", 0, rows)
+    tables = comparison_tables(load_frame(res))["digits"]
+    assert "other" not in tables
+    _, legend = tables["representation"]
+    assert set(legend) == {"probe_acc", "probe_acc_10pc", "rec_mse", "probe_acc_pixels", "probe_acc_10pc_pixels"}
+    cond, legend = tables["conditional"]
+    assert set(legend) == {"conditional_accuracy", "cas"}
+    assert list(cond.index)[0] == "m" and list(cond.index)[1].startswith("real data")

@@ -1,7 +1,8 @@
 """Metrics: pure functions of arrays, each registered once with its :class:`MetricSpec`.
 
 One module per family: ``quality`` (IS, FID, KID, P/R, D/C), ``likelihood`` (Parzen, GMM,
-importance sampling, exact), ``overfitting`` (NN, copy tests), ``coverage`` (modes, classes);
+importance sampling, exact), ``overfitting`` (NN, copy tests), ``coverage`` (modes, classes),
+``representation`` (linear probe, reconstruction), ``conditional`` (conditional accuracy, CAS);
 small metrics have a file of their own (``vendi``). One generic evaluator,
 :func:`evaluate_metrics`, turns specs plus inputs into result rows.
 
@@ -83,7 +84,8 @@ _PUBLIC = {
     "data_copying_ct": "overfitting", "likelihood_gap": "overfitting", "modes_captured": "coverage",
     "high_quality_share": "coverage", "mode_kl": "coverage", "class_coverage": "coverage", "vendi_score": "vendi",
     "ais_log_likelihood": "likelihood", "bdmc": "likelihood", "evaluate_ais": "likelihood",
-    "transform_copy_rate": "copies",
+    "transform_copy_rate": "copies", "linear_probe": "representation", "reconstruction_error": "representation",
+    "conditional_accuracy": "conditional", "classification_accuracy_score": "conditional",
     "evaluate_metrics": "_evaluator", "MetricInputs": "_evaluator",
 }
 

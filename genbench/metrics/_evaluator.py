@@ -35,7 +35,8 @@ class MetricInputs:
     space : the protocol's space: an extractor id with its weights hash, ``pixels``, ``points``.
     real, fake : reference and sample rows (features for the quality family).
     real_probs, fake_probs : class probabilities (IS, class coverage).
-    train, heldout : training rows and held-out real rows in the same space (copy checks).
+    train, heldout : training rows and held-out real rows in the same space (copy checks; for an
+        encoder, the rows its linear probe is trained on).
     centres, std : the true mixture's modes (coverage on synthetic mixtures).
     val : validation rows, disjoint from ``x``, used only to tune a density estimate's
         hyper-parameters (Parzen sigma, GMM components); counted on the row as ``validation``, not in
@@ -43,6 +44,9 @@ class MetricInputs:
     train_ll, test_ll : per-example log-likelihoods.
     model, x : a model and data, for metrics that call a model through a protocol; ``x`` is also the
         data a density estimate scores. Its count is named by ``ref`` (``test``, ``train``).
+    train_labels, x_labels : integer classes of ``train`` and ``x`` (an encoder's linear probe).
+    real_labels, fake_labels : classes of ``real`` and the classes requested for the samples ``fake``
+        (``fake_probs``) of a class-conditional generator.
     ref, heldout_split : the names of the reference and held-out splits (protocol fields).
     weights : the extractor's weights hash (protocol field).
     info : facts about the extractor recorded in the rows' params (``params["extractor"]``).
@@ -63,6 +67,10 @@ class MetricInputs:
     test_ll: Any = None
     model: Any = None
     x: Any = None
+    train_labels: Any = None
+    x_labels: Any = None
+    real_labels: Any = None
+    fake_labels: Any = None
     ref: str | None = None
     heldout_split: str | None = None
     weights: str | None = None
@@ -96,7 +104,10 @@ class MetricInputs:
                  "mixture": (("fake", "fake"),),
                  "density": (("samples", "fake"), ("validation", "val"), (self.ref or "x", "x")),
                  "loglik": (("train", "train_ll"), ("test", "test_ll")),
-                 "model": ((self.ref or "x", "x"),)}[needs]
+                 "model": ((self.ref or "x", "x"),),
+                 "encoder": (("train", "train"), (self.ref or "x", "x")),
+                 "labelled": (("real", "real"), ("fake", "fake")),
+                 "labelled_probs": (("fake", "fake_probs"),)}[needs]
         return {role: len(getattr(self, a)) for role, a in names if getattr(self, a) is not None}
 
 
@@ -170,7 +181,7 @@ def resolve(metrics: Iterable[str] | str | None, *, family: str | None,
 def evaluate_metrics(inputs: MetricInputs, *, metrics: Iterable[str] | str | None = None,
                      family: str | None = None, settings: Mapping[str, Mapping[str, Any]] | None = None,
                      seed: int = 0, device: Any = None, n_boot: int = 0, ci_level: float = 0.95,
-                     protocol_seed: int | None = None,
+                     protocol_seed: int | None = None, suffix: str = "", note: str | None = None,
                      measurements: dict[str, Measurement] | None = None) -> list[MetricResult]:
     """Run metric specs on ``inputs`` and return result rows with protocol records.
 
@@ -188,6 +199,9 @@ def evaluate_metrics(inputs: MetricInputs, *, metrics: Iterable[str] | str | Non
     device : passed to every compute that takes a device.
     n_boot : bootstrap replicates (0: none), for specs that declare how to bootstrap; rows then get a
         percentile ``ci`` at ``ci_level`` and, where they have no std of their own, the replicates' std.
+    suffix, note : for reference rows (the same metrics on reference inputs: raw pixels instead of a
+        model's codes, real training images instead of samples): appended to every output's name
+        (``probe_acc_pixels``, ``cas_real``), and a warning recorded on every row saying what they are.
     measurements : a dict to fill with each computed output's :class:`Measurement` (per-example ``parts``
         included), for callers that combine them further: the likelihood family's train/test gap is
         computed from the per-example log-likelihoods of two evaluations.
@@ -221,14 +235,14 @@ def evaluate_metrics(inputs: MetricInputs, *, metrics: Iterable[str] | str | Non
                                 if spec.needs == "probs" else ""))
         rows += _run_spec(spec, outputs, inputs, dict(settings.get(spec.name, {})), seed=seed, device=device,
                           n_boot=n_boot, ci_level=ci_level,
-                          protocol_seed=seed if protocol_seed is None else protocol_seed,
-                          measurements=measurements)
+                          protocol_seed=seed if protocol_seed is None else protocol_seed, suffix=suffix,
+                          note=note, measurements=measurements)
     return rows
 
 
 def _run_spec(spec: MetricSpec, outputs: Sequence[str], inputs: MetricInputs, kw: dict[str, Any], *, seed: int,
-              device: Any, n_boot: int, ci_level: float, protocol_seed: int,
-              measurements: dict[str, Measurement] | None = None) -> list[MetricResult]:
+              device: Any, n_boot: int, ci_level: float, protocol_seed: int, suffix: str = "",
+              note: str | None = None, measurements: dict[str, Measurement] | None = None) -> list[MetricResult]:
     accepted = spec.keywords
     bad = [k for k in kw if k not in accepted]
     if bad:
@@ -248,12 +262,13 @@ def _run_spec(spec: MetricSpec, outputs: Sequence[str], inputs: MetricInputs, kw
     if measurements is not None:
         measurements.update({o: measured[o] for o in outputs})
     row_seed = protocol_seed if "seed" in accepted else None
-    out = [_row(spec, o, measured[o], inputs, kw, spec.needs, warn=prep_warn + warn, seed=row_seed) for o in outputs]
+    out = [_row(spec, o, measured[o], inputs, kw, spec.needs, warn=prep_warn + warn, seed=row_seed, suffix=suffix,
+                note=note) for o in outputs]
     if n_boot:
-        out = _bootstrap(spec, out, measured, args, kw, n_boot=n_boot, seed=seed, level=ci_level)
+        out = _bootstrap(spec, out, measured, args, kw, n_boot=n_boot, seed=seed, level=ci_level, suffix=suffix)
     # a one-sample metric is also computed on the reference data, as the value real data reaches
     real_data = {"probs": inputs.real_probs, "fake": inputs.real}.get(spec.needs)
-    if spec.reference_row and real_data is not None:
+    if spec.reference_row and real_data is not None and not suffix:
         raw_r, warn_r = _capture(lambda: spec.compute(real_data, **kw))
         for o, m in _normalise(spec, raw_r).items():
             if o in outputs:
@@ -269,7 +284,8 @@ def _run_spec(spec: MetricSpec, outputs: Sequence[str], inputs: MetricInputs, kw
 
 
 def _row(spec: MetricSpec, output: str, m: Measurement, inputs: MetricInputs, kw: Mapping[str, Any], needs: str,
-         *, warn: tuple[str, ...], suffix: str = "", role: str | None = None, seed: int | None = None) -> MetricResult:
+         *, warn: tuple[str, ...], suffix: str = "", role: str | None = None, seed: int | None = None,
+         note: str | None = None) -> MetricResult:
     counts = dict(m.n) if m.n is not None else inputs.counts(needs)
     if role:  # a reference row: the counts belong to the real data
         counts = {role: sum(counts.values())}
@@ -279,7 +295,7 @@ def _row(spec: MetricSpec, output: str, m: Measurement, inputs: MetricInputs, kw
         if v is not None:
             fixed[pname] = v
     fixed.update(m.fixed)
-    two_sample = needs in ("features", "samples", "model", "loglik", "density")
+    two_sample = needs in ("features", "samples", "model", "loglik", "density", "encoder", "labelled")
     # data that only tuned a hyper-parameter is counted on the row; the protocol names the tuned value instead
     protocol = Protocol(
         output + suffix, space=inputs.space if needs != "model" else (inputs.space or None),
@@ -300,19 +316,20 @@ def _row(spec: MetricSpec, output: str, m: Measurement, inputs: MetricInputs, kw
         metric=output + suffix, value=m.value, protocol=protocol, std=m.std,
         std_kind=m.std_kind or (spec.uncertainty if m.std is not None else None), n=counts,
         kind=m.kind or spec.kind, unit=m.unit or spec.unit, higher_is_better=spec.higher_is_better(output),
-        target=spec.target(output), params=params, warnings=tuple(dict.fromkeys((*warn, *m.warnings))),
+        target=spec.target(output), params=params,
+        warnings=tuple(dict.fromkeys((*warn, *m.warnings, *((note,) if note else ())))),
     )
 
 
 def _bootstrap(spec: MetricSpec, rows: list[MetricResult], measured: Mapping[str, Measurement], args: tuple,
-               kw: Mapping[str, Any], *, n_boot: int, seed: int, level: float) -> list[MetricResult]:
+               kw: Mapping[str, Any], *, n_boot: int, seed: int, level: float, suffix: str = "") -> list[MetricResult]:
     """Percentile intervals: over query points for per-point parts (the manifolds stay fixed, since
     repeated points collapse k-NN radii), else over the input sets resampled with replacement."""
     if spec.bootstrap is None:
         return rows
     out = []
     for r in rows:
-        base = r.metric.removesuffix("_real")
+        base = r.metric.removesuffix(suffix or "_real")
         m = measured[base]
         if spec.bootstrap == "parts" and m.parts is not None:
             reps = bootstrap_replicates(lambda v, s=m.scale: s * v.mean(), np.asarray(m.parts, dtype=np.float64),

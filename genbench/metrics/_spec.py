@@ -38,6 +38,13 @@ NEEDS = {
     "density": ("fake", "val", "x"),
     "loglik": ("train_ll", "test_ll"),  # per-example log-likelihoods
     "model": ("model", "x"),  # a model through a protocol, and data
+    # a model with ``encode``, training rows and their labels, and the labelled rows it is tested on
+    "encoder": ("model", "train", "train_labels", "x", "x_labels"),
+    # labelled reference and sample rows in one space: real rows with their classes, samples with the
+    # classes requested for them (classifiers trained on samples, tested on real data)
+    "labelled": ("real", "fake", "real_labels", "fake_labels"),
+    # class probabilities of the samples and the classes requested for them
+    "labelled_probs": ("fake_probs", "fake_labels"),
 }
 
 FAMILIES = ("quality", "likelihood", "overfitting", "coverage", "representation", "conditional")

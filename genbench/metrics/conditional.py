@@ -9,6 +9,12 @@
   :func:`evaluate_conditional` reports beside it the same classifier trained on the real
   training split at the same n (``cas_real``): the score of a perfect conditional model.
 
+Both are registered metric specs (family ``conditional``): ``conditional-accuracy`` needs
+``labelled_probs`` (the samples' class probabilities and the classes requested for them), ``cas``
+needs ``labelled`` rows (real test rows and samples, each with its classes); the one evaluator,
+:func:`genbench.metrics.evaluate_metrics`, makes their rows, ``cas_real`` included (the same spec
+on real training rows, suffixed).
+
 Generators are asked for labels explicitly: ``gen.sample(n, seed=s, labels=y)``, with ``y``
 balanced over the classes, so the requested labels are known without any state on the generator.
 """
@@ -21,15 +27,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from genbench._validation import check_finite
-from genbench.metrics import Measurement
-from genbench.metrics.representation import result_row
+from genbench._validation import check_feature_pair, check_finite
+from genbench.metrics import Measurement, register_metric
 from genbench.results import MetricResult
 
 __all__ = ["classification_accuracy_score", "conditional_accuracy", "evaluate_conditional", "is_conditional"]
 
 
-def conditional_accuracy(fake_probs: Any, *, labels: Any) -> Measurement:
+@register_metric("conditional-accuracy", family="conditional", needs="labelled_probs", direction="higher",
+                 outputs=("conditional_accuracy",))
+def conditional_accuracy(fake_probs: Any, labels: Any) -> Measurement:
     """Share of samples whose most probable class (under a classifier) is the class requested for them.
 
     Parameters
@@ -57,7 +64,8 @@ def conditional_accuracy(fake_probs: Any, *, labels: Any) -> Measurement:
                        params={"chance": 1.0 / p.shape[1]}, n={"fake": len(y)})
 
 
-def classification_accuracy_score(real: Any, fake: Any, *, fake_labels: Any, real_labels: Any,
+@register_metric("cas", family="conditional", needs="labelled", direction="higher")
+def classification_accuracy_score(real: Any, fake: Any, real_labels: Any, fake_labels: Any, *,
                                   C: float = 1.0) -> Measurement:
     """Accuracy on real data (``real``, ``real_labels``) of a logistic regression trained on ``fake``, ``fake_labels``.
 
@@ -78,13 +86,14 @@ def classification_accuracy_score(real: Any, fake: Any, *, fake_labels: Any, rea
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    real, fake = check_feature_pair(real, fake, metric="cas")
     yf, yr = np.asarray(fake_labels).reshape(-1), np.asarray(real_labels).reshape(-1)
     warn: tuple[str, ...] = ()
     if len(np.unique(yf)) < 2:
         return Measurement(float((yr == yf[0]).mean()), warnings=("one class in the generated labels",))
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=C))
-    clf.fit(np.asarray(fake, dtype=np.float64), yf)
-    return Measurement(float((clf.predict(np.asarray(real, dtype=np.float64)) == yr).mean()), warnings=warn,
+    clf.fit(fake, yf)
+    return Measurement(float((clf.predict(real) == yr).mean()), warnings=warn,
                        params={"classifier": "logistic regression on standardised pixels", "C": C},
                        n={"real": len(yr), "fake": len(yf)})
 
@@ -114,31 +123,31 @@ def evaluate_conditional(gen: Any, dataset: Any, *, n: int, seed: int = 0,
     list of MetricResult (``conditional_accuracy`` when ``class_probs`` is given, ``cas``,
     ``cas_real``); empty when the dataset has no labels or no train/test split.
     """
+    from genbench.metrics._evaluator import MetricInputs, evaluate_metrics
+
     info = dataset.info
     if not info.n_classes or not {"train", "test"} <= set(info.split_sizes):
         return []
     labels = torch.arange(n) % int(info.n_classes)
     with torch.no_grad():
         fake = gen.sample(n, seed=seed, labels=labels).detach().float().cpu()
-    rows = []
     probs = class_probs(fake) if class_probs is not None else None
-    if probs is not None:
-        rows.append(result_row("conditional_accuracy", conditional_accuracy(probs, labels=labels.numpy()),
-                               space=space, higher_is_better=True, ref=None))
+    # the specs whose inputs are given run: accuracy under the classifier (its space), then CAS on pixels
+    rows = [] if probs is None else evaluate_metrics(
+        MetricInputs(space, fake_probs=probs, fake_labels=labels.numpy()), family="conditional", seed=seed)
     te, tr = dataset.split("test"), dataset.split("train")
 
     def flat(a: torch.Tensor) -> np.ndarray:
         return a.reshape(len(a), -1).numpy()
 
     real_x, real_y = flat(te.x), te.y.numpy()
-    cas = classification_accuracy_score(real_x, flat(fake), fake_labels=labels.numpy(), real_labels=real_y)
-    rows.append(result_row("cas", cas, space="pixels", higher_is_better=True))
+    rows += evaluate_metrics(MetricInputs("pixels", real=real_x, fake=flat(fake), real_labels=real_y,
+                                          fake_labels=labels.numpy(), ref="test"), family="conditional", seed=seed)
     # the ceiling: the same classifier trained on real training images, as many as the samples
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.permutation(len(tr.x))[: min(n, len(tr.x))])
-    rows.append(result_row("cas_real", classification_accuracy_score(real_x, flat(tr.x)[idx],
-                                                                     fake_labels=tr.y.numpy()[idx], real_labels=real_y),
-                           space="pixels", higher_is_better=True,
-                           note="reference: the same classifier trained on real training images (the value a "
-                                "perfect model reaches)"))
+    rows += evaluate_metrics(MetricInputs("pixels", real=real_x, fake=flat(tr.x)[idx], real_labels=real_y,
+                                          fake_labels=tr.y.numpy()[idx], ref="test"), metrics=["cas"], seed=seed,
+                             suffix="_real", note="reference: the same classifier trained on real training images "
+                                                  "(the value a perfect model reaches)")
     return rows

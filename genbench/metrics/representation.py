@@ -6,10 +6,14 @@
   regime in which a representation's value shows most);
 - ``reconstruction``: mean squared error per data value of decode(encode(x)) on test data.
 
-:func:`evaluate_representation` runs them for a model and for two reference rows: raw pixels
-(``probe_acc_pixels``: the probe on the data themselves, what an encoder must beat to have helped)
-and a random encoder of the same architecture (``probe_acc_random``: a freshly initialised copy of
-the model, seeded; what training added over a random projection of the same shape).
+Both are registered metric specs (family ``representation``; ``linear-probe`` needs an
+``encoder``: the model, labelled training and test rows; ``reconstruction`` needs a ``model`` and
+data) run by the one evaluator, :func:`genbench.metrics.evaluate_metrics`.
+:func:`evaluate_representation` runs them for a model and, through the same specs on other
+inputs, for two reference rows: raw pixels (``probe_acc_pixels``: the probe on the data
+themselves, what an encoder must beat to have helped) and a random encoder of the same
+architecture (``probe_acc_random``: a freshly initialised copy of the model, seeded; what training
+added over a random projection of the same shape).
 
 References: Alain & Bengio, "Understanding intermediate layers using linear classifier probes",
 2016; the linear evaluation protocol of Oord, Li, Vinyals, "Representation learning with
@@ -24,19 +28,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from genbench.metrics import Measurement
-from genbench.results import MetricResult, Protocol
+from genbench._validation import check_finite
+from genbench.metrics import Measurement, register_metric
+from genbench.results import MetricResult
 
 __all__ = ["PixelEncoder", "encode_all", "evaluate_representation", "linear_probe", "random_encoder",
-           "reconstruction_error", "result_row"]
+           "reconstruction_error"]
 
 
 def encode_all(model: Any, x: torch.Tensor, *, batch_size: int = 1024) -> np.ndarray:
-    """``model.encode`` over ``x`` in batches, as a float64 array (N, Z)."""
+    """``model.encode`` over ``x`` in batches, as a float64 array (N, Z); non-finite codes are an error."""
+    x = torch.as_tensor(x)
     with torch.no_grad():
         out = [model.encode(x[i:i + batch_size]).detach().float().cpu().reshape(len(x[i:i + batch_size]), -1)
                for i in range(0, len(x), batch_size)]
-    return torch.cat(out).double().numpy() if out else np.zeros((0, 0))
+    z = torch.cat(out).double().numpy() if out else np.zeros((0, 0))
+    check_finite(z, "codes", hint="check the data and the encoder")
+    return z
 
 
 def _probe_accuracy(z_tr: np.ndarray, y_tr: np.ndarray, z_te: np.ndarray, y_te: np.ndarray) -> float:
@@ -58,7 +66,9 @@ def few_labels(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(idx))
 
 
-def linear_probe(model: Any, x: torch.Tensor, *, y: Any, x_test: torch.Tensor, y_test: Any, per_class: int = 10,
+@register_metric("linear-probe", family="representation", needs="encoder", direction="higher",
+                 outputs=("probe_acc", "probe_acc_10pc"), protocol_params={"per_class": "per_class"})
+def linear_probe(model: Any, x: torch.Tensor, y: Any, x_test: torch.Tensor, y_test: Any, *, per_class: int = 10,
                  seed: int = 0) -> dict[str, Measurement]:
     """Linear-probe test accuracy on a model's codes, with all training labels and with ``per_class`` per class.
 
@@ -91,6 +101,8 @@ def linear_probe(model: Any, x: torch.Tensor, *, y: Any, x_test: torch.Tensor, y
                                           params={"per_class": per_class})}
 
 
+@register_metric("reconstruction", family="representation", needs="model", direction="lower",
+                 outputs=("rec_mse",), unit="mse per value", uncertainty="stderr")
 def reconstruction_error(model: Any, x: torch.Tensor, *, batch_size: int = 1024) -> Measurement:
     """Mean squared error per data value of ``decode(encode(x))`` against ``x``; std: its standard error.
 
@@ -106,6 +118,7 @@ def reconstruction_error(model: Any, x: torch.Tensor, *, batch_size: int = 1024)
     >>> reconstruction_error(PixelEncoder(shape=(2,)), torch.rand(10, 2)).value
     0.0
     """
+    x = torch.as_tensor(x)
     per = []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
@@ -113,6 +126,7 @@ def reconstruction_error(model: Any, x: torch.Tensor, *, batch_size: int = 1024)
             r = model.decode(model.encode(xb)).detach().float().cpu().reshape(len(xb), -1)
             per.append(((r - xb.float().reshape(len(xb), -1)) ** 2).mean(1))
     e = torch.cat(per).double().numpy()
+    check_finite(e, "reconstruction errors", hint="check the data and the model's encode and decode")
     return Measurement(float(e.mean()), std=float(e.std(ddof=1) / np.sqrt(len(e))) if len(e) > 1 else None,
                        std_kind="stderr", n={"x": len(e)})
 
@@ -144,53 +158,42 @@ def random_encoder(model: torch.nn.Module, *, seed: int) -> torch.nn.Module:
     return fresh.eval()
 
 
-def result_row(metric: str, m: Measurement, *, space: str, higher_is_better: bool | None, ref: str | None = "test",
-               fixed: dict[str, Any] | None = None, seed: int | None = None, unit: str | None = None,
-               note: str | None = None) -> MetricResult:
-    """A result row with its protocol record, for the representation and conditional families.
-
-    These families' metrics need labels and models beside the arrays, which the generic metric
-    specs (:func:`genbench.metrics.evaluate_metrics`, whose common tests build inputs from a spec's
-    ``needs`` alone) have no place for; their functions return :class:`Measurement` records and this
-    builds the rows the same way the evaluator does.
-    """
-    n = dict(m.n or {})
-    fixed = {**(fixed or {}), **dict(m.fixed)}
-    protocol = Protocol(metric, space=space, n=n, ref=ref, fixed=fixed, seed=seed)
-    params = {**dict(m.params), **fixed, **({"seed": seed} if seed is not None else {})}
-    return MetricResult(metric=metric, value=m.value, protocol=protocol, std=m.std, std_kind=m.std_kind, n=n,
-                        unit=m.unit or unit, higher_is_better=higher_is_better, params=params,
-                        warnings=tuple(dict.fromkeys((*m.warnings, *((note,) if note else ())))))
-
-
 def evaluate_representation(model: Any, dataset: Any, *, seed: int = 0, device: Any = None,
                             per_class: int = 10) -> list[MetricResult]:
     """Representation rows of a model with ``encode``, and the pixel and random-encoder reference rows.
 
     Needs a labelled dataset with train and test splits (else returns no rows). Reconstruction is
-    measured when the model also has ``decode``.
+    measured when the model also has ``decode``. Every row comes out of
+    :func:`~genbench.metrics.evaluate_metrics`: the family's specs on the model's codes, then the
+    probe's spec on the reference encoders' codes, its outputs suffixed ``_pixels`` and ``_random``.
 
     Returns
     -------
     list of MetricResult: ``probe_acc``, ``probe_acc_10pc``, ``rec_mse`` (model),
     ``probe_acc_pixels``, ``probe_acc_10pc_pixels``, ``probe_acc_random``, ``probe_acc_10pc_random``.
     """
+    from genbench.metrics import specs
+    from genbench.metrics._evaluator import MetricInputs, evaluate_metrics
+
     splits = dataset.info.split_sizes
     if not dataset.info.n_classes or not {"train", "test"} <= set(splits):
         return []
     tr, te = dataset.split("train"), dataset.split("test")
+    settings = {"linear-probe": {"per_class": per_class}}
 
-    def probe(enc: Any, space: str, suffix: str = "", note: str | None = None) -> list[MetricResult]:
-        out = linear_probe(enc, tr.x, y=tr.y.numpy(), x_test=te.x, y_test=te.y.numpy(), per_class=per_class,
-                           seed=seed)
-        return [result_row(k + suffix, m, space=space, higher_is_better=True, fixed={"per_class": per_class},
-                           seed=seed, note=note) for k, m in out.items()]
+    def inputs(enc: Any, space: str) -> MetricInputs:
+        return MetricInputs(space, model=enc, train=tr.x, train_labels=tr.y.numpy(), x=te.x,
+                            x_labels=te.y.numpy(), ref="test", device=device)
 
-    rows = probe(model, "codes")
-    if hasattr(model, "decode"):
-        rows.append(result_row("rec_mse", reconstruction_error(model, te.x), space="codes", higher_is_better=False))
-    rows += probe(PixelEncoder(), "pixels", "_pixels", "reference: the same probe on the raw data values (no encoder)")
+    # a model without decode has no reconstruction; every other default spec of the family applies
+    own = [s.name for s in specs("representation") if s.default and (s.needs != "model" or hasattr(model, "decode"))]
+    rows = evaluate_metrics(inputs(model, "codes"), metrics=own, family="representation", settings=settings,
+                            seed=seed, device=device)
+    probe = dict(metrics=["linear-probe"], family="representation", settings=settings, seed=seed, device=device)
+    rows += evaluate_metrics(inputs(PixelEncoder(), "pixels"), suffix="_pixels",
+                             note="reference: the same probe on the raw data values (no encoder)", **probe)
     if isinstance(model, torch.nn.Module):
-        rows += probe(random_encoder(model, seed=seed), "codes", "_random",
-                      f"reference: a freshly initialised copy of the model (seed {seed}), same architecture")
+        rows += evaluate_metrics(inputs(random_encoder(model, seed=seed), "codes"), suffix="_random",
+                                 note=f"reference: a freshly initialised copy of the model (seed {seed}), same "
+                                      "architecture", **probe)
     return rows

@@ -36,6 +36,9 @@ FAMILIES = {
                    "exact-loglik-gap", "iwae-gap", "elbo-gap", "bound-loglik-gap", "parzen-gap", "gmm-gap"),
     "overfitting": ("nn-median-ratio", "copy-rate", "transform-copy-rate", "authenticity", "ct", "likelihood-gap"),
     "coverage": ("modes-captured", "hq-share", "mode-kl", "classes-covered", "class-kl"),
+    "representation": ("probe_acc", "probe_acc_10pc", "rec_mse", "probe_acc_pixels", "probe_acc_10pc_pixels",
+                       "probe_acc_random", "probe_acc_10pc_random"),
+    "conditional": ("conditional_accuracy", "cas", "cas_real"),
 }
 FAMILY_ORDER = ("quality", "likelihood", "overfitting", "coverage", "representation", "conditional", "training",
                 "other")
@@ -275,7 +278,7 @@ def _real_vs_real_rows(df) -> tuple[Any, list[dict[str, Any]]]:
     rr["metric"] = [m.removesuffix("_real") for m in rr["metric"]]
     rr["fields"] = [{**f, "metric": m} for f, m in zip(rr["fields"], rr["metric"])]
     rr["column"] = [Protocol.from_dict(f).column for f in rr["fields"]]
-    rr["family"] = [metric_family(m) for m in rr["metric"]]
+    rr["family"] = [_row_family(m, p) for m, p in zip(rr["metric"], rr["params"])]
     splits = {}
     for ds, p in zip(rr["dataset"], rr["params"]):
         other = (json.loads(p) if isinstance(p, str) and p else {}).get("real_vs_real")
