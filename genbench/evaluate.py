@@ -346,18 +346,40 @@ def _duplicate_note(rows: list[MetricResult], fake: torch.Tensor) -> list[Metric
 
 
 def _nn_gallery(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, rf: RunFolder, device: torch.device,
-                train: torch.Tensor | None = None) -> dict[str, str]:
+                train: torch.Tensor | None = None, rows: list[MetricResult] | None = None) -> dict[str, str]:
     """The gallery of the samples closest to the training data (``train``, default ``ds``'s train split),
-    beside their neighbours (pixel space)."""
+    beside their neighbours (pixel space); with the transform-copy-rate row among ``rows``, the samples it
+    flagged first, each shown sample beside its best transformed training image and the transformation."""
     from genbench.metrics.neighbours import nearest_neighbours
     from genbench.reports.gallery import write_nn_gallery
 
     train_x = ds.split("train").x if train is None else train
     k = 3
     nn = nearest_neighbours(_flat(fake), _flat(train_x), k=k, device=device)
-    g = write_nn_gallery(rf.artifacts / "nn_gallery.png", fake.numpy(), train_x.numpy(), n=ev.gallery_n, k=k, nn=nn)
+    matches = _transform_matches(rows or [], fake, train_x, ds, nn[0][:, 0], ev.gallery_n, device)
+    g = write_nn_gallery(rf.artifacts / "nn_gallery.png", fake.numpy(), train_x.numpy(), n=ev.gallery_n, k=k, nn=nn,
+                         matches=matches)
     return {"nn_gallery": str(g.relative_to(rf.path)),
             "nn_gallery_pairs": str(g.with_suffix(".json").relative_to(rf.path))}
+
+
+def _transform_matches(rows: list[MetricResult], fake: torch.Tensor, train: torch.Tensor, ds: Dataset,
+                       nn_first: Any, n: int, device: Any) -> dict[int, dict[str, Any]] | None:
+    """Best transformed training image of every sample the gallery can show (the copy check's flagged examples
+    and the ``n`` nearest), searched with the check's own family and flagged by its threshold (None: no check)."""
+    from genbench.metrics.copies import match_transforms
+    from genbench.reports.gallery import gallery_rows
+
+    tc = next((r for r in rows if r.metric == "transform-copy-rate" and r.protocol.space == "pixels"), None)
+    if tc is None:
+        return None
+    fam = tc.params["family"]
+    flagged = [int(e["sample"]) for e in tc.params.get("examples", [])]
+    cand = sorted(set(flagged) | set(gallery_rows(nn_first, n)))
+    found = match_transforms(_flat(fake[cand]), _flat(train), shape=tuple(ds.info.shape), max_shift=fam["max_shift"],
+                             flips=fam["flips"], brightness=fam["brightness"], contrasts=fam["contrasts"],
+                             fill=fam["fill"], threshold=tc.params["threshold"], device=device)
+    return {i: m for i, m in zip(cand, found)}
 
 
 def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
@@ -484,7 +506,8 @@ def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: 
                                             space=ext.id)
             timings["conditional_s"] = time.perf_counter() - t
     if run is not None and "overfitting" in families and ds.info.kind == "image":
-        artifacts.update(_nn_gallery(ev, ds, fake, run, device, train=None if reference is None else ref.train))
+        artifacts.update(_nn_gallery(ev, ds, fake, run, device, train=None if reference is None else ref.train,
+                                     rows=metrics))
     if skipped:
         note = "not evaluated against this reference: " + "; ".join(f"{f} ({why})" for f, why in skipped.items())
         metrics = [m.with_(warnings=(*m.warnings, note)) for m in metrics]

@@ -377,3 +377,23 @@ def test_generator_shape_mismatch_with_the_reference_stores_nothing(tmp_path):
         score_run(generator=_scripted(tmp_path), reference=f"npz:{tmp_path / 'big.npz'}", results=res,
                   families=("quality",), n_samples=50, device="cpu")
     assert _nothing_stored(res) == (True, [])
+
+
+def test_a_shifted_copycat_run_gallery_draws_the_matched_shift(tmp_path):
+    """Through evaluate_model: the transform check flags the copycat, and the run's gallery shows the flagged
+    samples beside their shifted training images, named "shift (+1, 0)"."""
+    res = tmp_path / "results"
+    out = score_run(generator="score_helpers:shifted_copies", reference="digits", families=("overfitting",),
+                    results=res, name="copycat", n_samples=120, device="cpu")
+    tc = next(r for r in out.rows if r.metric == "transform-copy-rate")
+    assert tc.params["flagged"] and set(tc.params["transform_counts"]) == {"dx=+1,dy=+0"}
+    pairs = json.loads((out.path / out.record["artifacts"]["nn_gallery_pairs"]).read_text())["pairs"]
+    assert pairs and all(p["match"]["caption"] == "shift (+1, 0)" and p["match"]["flagged"] for p in pairs)
+    flagged_first = [e["sample"] for e in tc.params["examples"]]
+    assert [p["fake_index"] for p in pairs][: len(flagged_first)] == sorted(
+        flagged_first, key=lambda i: (next(p["match"]["distance"] for p in pairs if p["fake_index"] == i), i))
+    from PIL import Image
+
+    with Image.open(out.path / out.record["artifacts"]["nn_gallery"]) as im:
+        im.load()
+        assert im.format == "PNG"
