@@ -53,7 +53,7 @@ def gallery_size(n_rows: int, k: int, height: int, width: int, *, matched: bool 
     >>> gallery_size(16, 3, 8, 8)
     (144, 546)
     >>> gallery_size(16, 3, 8, 8, matched=True)
-    (314, 546)
+    (316, 562)
     """
     s = _scale(height, width)
     w = PAD + (k + 1) * (width * s + PAD) + SEP
