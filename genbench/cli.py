@@ -285,11 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--generator", help="a torch.export .pt2, a TorchScript file, package.module:factory, a "
                       ".safetensors/.pt state dict (with --entry), or a genbench checkpoint or run folder")
     s.add_argument("--reference", required=True, help="a dataset name (digits, mnist, ...), npz:/folder: real "
-                   "images, or stats:FILE from `genbench stats` (sample sets)")
+                   "images, or stats:FILE from `genbench stats` (for sample sets and generators alike; a generator's "
+                   "samples must then have the reference's shape)")
     s.add_argument("--split", default="test", help="reference split for built-in datasets")
     s.add_argument("--samples-split", default="train", help="split used when --samples names a dataset")
     s.add_argument("--train", default=None, help="training data for the copy checks (default: the reference "
-                   "dataset's train split)")
+                   "dataset's train split; without either, they are skipped with a note)")
     s.add_argument("--name", default=None, help="the row label in tables and reports (default: the file's name)")
     s.add_argument("--families", default=None, help="comma-separated: quality,likelihood,overfitting,coverage "
                    "(default: every family the input allows)")

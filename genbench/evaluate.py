@@ -360,17 +360,41 @@ def _duplicate_note(rows: list[MetricResult], fake: torch.Tensor) -> list[Metric
             == "parts" else r for r in rows]
 
 
-def _nn_gallery(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, rf: RunFolder, device: torch.device) -> dict[str, str]:
-    """The gallery of the samples closest to the training data, beside their neighbours (pixel space)."""
+def _nn_gallery(ev: EvalConfig, ds: Dataset, fake: torch.Tensor, rf: RunFolder, device: torch.device,
+                train: torch.Tensor | None = None, rows: list[MetricResult] | None = None) -> dict[str, str]:
+    """The gallery of the samples closest to the training data (``train``, default ``ds``'s train split),
+    beside their neighbours (pixel space); with the transform-copy-rate row among ``rows``, the samples it
+    flagged first, each shown sample beside its best transformed training image and the transformation."""
     from genbench.metrics.neighbours import nearest_neighbours
     from genbench.reports.gallery import write_nn_gallery
 
-    train_x = ds.split("train").x
+    train_x = ds.split("train").x if train is None else train
     k = 3
     nn = nearest_neighbours(_flat(fake), _flat(train_x), k=k, device=device)
-    g = write_nn_gallery(rf.artifacts / "nn_gallery.png", fake.numpy(), train_x.numpy(), n=ev.gallery_n, k=k, nn=nn)
+    matches = _transform_matches(rows or [], fake, train_x, ds, nn[0][:, 0], ev.gallery_n, device)
+    g = write_nn_gallery(rf.artifacts / "nn_gallery.png", fake.numpy(), train_x.numpy(), n=ev.gallery_n, k=k, nn=nn,
+                         matches=matches)
     return {"nn_gallery": str(g.relative_to(rf.path)),
             "nn_gallery_pairs": str(g.with_suffix(".json").relative_to(rf.path))}
+
+
+def _transform_matches(rows: list[MetricResult], fake: torch.Tensor, train: torch.Tensor, ds: Dataset,
+                       nn_first: Any, n: int, device: Any) -> dict[int, dict[str, Any]] | None:
+    """Best transformed training image of every sample the gallery can show (the copy check's flagged examples
+    and the ``n`` nearest), searched with the check's own family and flagged by its threshold (None: no check)."""
+    from genbench.metrics.copies import match_transforms
+    from genbench.reports.gallery import gallery_rows
+
+    tc = next((r for r in rows if r.metric == "transform-copy-rate" and r.protocol.space == "pixels"), None)
+    if tc is None:
+        return None
+    fam = tc.params["family"]
+    flagged = [int(e["sample"]) for e in tc.params.get("examples", [])]
+    cand = sorted(set(flagged) | set(gallery_rows(nn_first, n)))
+    found = match_transforms(_flat(fake[cand]), _flat(train), shape=tuple(ds.info.shape), max_shift=fam["max_shift"],
+                             flips=fam["flips"], brightness=fam["brightness"], contrasts=fam["contrasts"],
+                             fill=fam["fill"], threshold=tc.params["threshold"], device=device)
+    return {i: m for i, m in zip(cand, found)}
 
 
 def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
@@ -400,33 +424,70 @@ def evaluate_cell(cell: Cell, rf: RunFolder) -> CellOutput:
                       device=str(device), control=not spec.trained)
 
 
+def reference_skips(ref: Reference, families: tuple[str, ...], split: str = "test") -> dict[str, str]:
+    """The families a model cannot be evaluated on against ``ref``, each with the reason (for the rows' notes).
+
+    A built-in dataset's split has everything; a user's images (``npz:``/``folder:``) or a statistics file
+    lack held-out or training data: copy checks need ``ref.train`` (``--train``) and the reference images,
+    likelihoods a dataset with train/val/test splits, representation and conditional checks labelled
+    train/test splits.
+    """
+    info = ref.dataset.info
+    sizes = set(info.split_sizes)
+    out: dict[str, str] = {}
+    if "overfitting" in families:
+        if ref.train is None:
+            out["overfitting"] = "no training data to check copies against (give --train / train=)"
+        elif ref.x is None:
+            out["overfitting"] = ("the copy checks calibrate on held-out real images, which a statistics file does "
+                                  "not hold")
+    if "likelihood" in families and not ({"train", "val", "test"} <= sizes and split in sizes):
+        out["likelihood"] = "test-data likelihoods need a built-in dataset's train/val/test splits"
+    for fam in ("representation", "conditional"):
+        if fam in families and not (info.n_classes and {"train", "test"} <= sizes):
+            out[fam] = "needs a labelled dataset with train and test splits"
+    return out
+
+
 def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: Any = None,
                    run: RunFolder | None = None,
-                   timings: dict[str, float] | None = None, cache_dir: Any = None, weights: Any = None) -> CellOutput:
+                   timings: dict[str, float] | None = None, cache_dir: Any = None, weights: Any = None,
+                   reference: Reference | None = None) -> CellOutput:
     """Sample a generator and evaluate every requested family: the one road for models, trained here or brought.
 
     ``gen`` is used through the protocols alone (:class:`~genbench.protocols.Generator`, and the likelihood
     protocols where it has them). Samples are drawn with seeds derived from ``seed``, so the same seed gives
     the same samples and numbers whichever command asked. With ``run``, the samples, the sample grid and the
     nearest-neighbour gallery are written into its ``artifacts/``.
+
+    ``reference`` (default: ``ds``'s ``ev.reference`` split, as in a matrix cell) is what the sample-based
+    families compare with: a user's images or a statistics file (:class:`Reference`, with ``train`` for the
+    copy checks). ``ds`` is then the dataset describing it (``reference.dataset``: its shape, range and kind).
+    Families the reference cannot serve (:func:`reference_skips`) are left out and every row says so.
     """
     timings = {} if timings is None else timings
     artifacts: dict[str, str] = {}
+    families = tuple(ev.families)
+    skipped: dict[str, str] = {}
+    if reference is not None:
+        skipped = reference_skips(reference, families, ev.reference)
+        families = tuple(f for f in families if f not in skipped)
     t = time.perf_counter()
     with torch.no_grad():
         fake = draw_samples(gen, ev.n_samples, seed=derive_seed(seed, "eval"), dataset=ds)
     timings["sample_s"] = time.perf_counter() - t
     if run is not None:
-        artifacts.update(_sample_artifacts(run, ds, fake))
-    metrics = evaluate_samples(fake, Reference.of(ds, ev.reference, train="overfitting" in ev.families),
-                               families=tuple(f for f in ev.families if f != "likelihood"), extractor=ev.extractor,
+        artifacts.update(_sample_artifacts(run, ds, fake, None if reference is None else _some_real(reference)))
+    ref = Reference.of(ds, ev.reference, train="overfitting" in families) if reference is None else reference
+    metrics = evaluate_samples(fake, ref,
+                               families=tuple(f for f in families if f != "likelihood"), extractor=ev.extractor,
                                seed=seed, n_boot=ev.n_boot, device=device, timings=timings, cache_dir=cache_dir,
                                weights=weights, n_eval=ev.n_eval, repeats=ev.quality_repeats)
     if len(fake) < ev.n_samples:
         note = (f"{len(fake)} samples instead of the {ev.n_samples} asked for: this generator replays a data split "
                 "without replacement and has no more.")
         metrics = [m.with_(warnings=(*m.warnings, note)) for m in metrics]
-    if "likelihood" in ev.families:
+    if "likelihood" in families:
         from genbench.metrics.likelihood import evaluate_likelihood
 
         t = time.perf_counter()
@@ -440,13 +501,13 @@ def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: 
                                     ref=ev.reference, n_steps=ev.ais_steps, n_chains=ev.ais_chains,
                                     levels=ds.info.levels, seed=derive_seed(seed, "ais"), device=device)
         timings["likelihood_s"] = time.perf_counter() - t
-    if "representation" in ev.families and hasattr(gen, "encode"):
+    if "representation" in families and hasattr(gen, "encode"):
         from genbench.metrics.representation import evaluate_representation
 
         t = time.perf_counter()
         metrics += evaluate_representation(gen, ds, seed=derive_seed(seed, "representation"), device=device)
         timings["representation_s"] = time.perf_counter() - t
-    if "conditional" in ev.families:
+    if "conditional" in families:
         from genbench.metrics.conditional import evaluate_conditional, is_conditional
 
         if is_conditional(gen):
@@ -459,8 +520,12 @@ def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: 
                                             class_probs=lambda x: extract(ext, x, device=device).get("probs"),
                                             space=ext.id)
             timings["conditional_s"] = time.perf_counter() - t
-    if run is not None and "overfitting" in ev.families and ds.info.kind == "image":
-        artifacts.update(_nn_gallery(ev, ds, fake, run, device))
+    if run is not None and "overfitting" in families and ds.info.kind == "image":
+        artifacts.update(_nn_gallery(ev, ds, fake, run, device, train=None if reference is None else ref.train,
+                                     rows=metrics))
+    if skipped:
+        note = "not evaluated against this reference: " + "; ".join(f"{f} ({why})" for f, why in skipped.items())
+        metrics = [m.with_(warnings=(*m.warnings, note)) for m in metrics]
     return CellOutput(metrics=metrics, artifacts=artifacts, timings=timings, device=str(device))
 
 
@@ -471,8 +536,15 @@ def _ais_applies(gen: Any) -> bool:
     return latent or (callable(getattr(gen, "generate", None)) and getattr(gen, "z_dim", None) is not None)
 
 
-def _sample_artifacts(rf: RunFolder, ds: Dataset, fake: torch.Tensor) -> dict[str, str]:
-    """The first 2,000 samples (npz) and a picture of them: a grid of images, or a scatter over the data."""
+def _some_real(ref: Reference) -> torch.Tensor | None:
+    """Real points to draw the samples over: the reference's, else its training data (None: a statistics file)."""
+    return ref.x if ref.x is not None else ref.train
+
+
+def _sample_artifacts(rf: RunFolder, ds: Dataset, fake: torch.Tensor,
+                      real: torch.Tensor | None = None) -> dict[str, str]:
+    """The first 2,000 samples (npz) and a picture of them: a grid of images, or a scatter over the data
+    (``real``, default ``ds``'s train split; a scatter of the samples alone when neither is there)."""
     samples_path = rf.artifacts / "samples.npz"
     atomic_save_npz(samples_path, x=fake[: min(len(fake), 2000)].numpy())
     out = {"samples": str(samples_path.relative_to(rf.path))}
@@ -484,6 +556,9 @@ def _sample_artifacts(rf: RunFolder, ds: Dataset, fake: torch.Tensor) -> dict[st
     else:
         from genbench.reports.grids import write_scatter
 
-        p = write_scatter(rf.artifacts / "samples.png", fake[:5000].numpy(), ds.split("train").x[:5000].numpy())
+        if real is None and "train" in ds.info.split_sizes:
+            real = ds.split("train").x
+        p = write_scatter(rf.artifacts / "samples.png", fake[:5000].numpy(),
+                          None if real is None else real[:5000].numpy())
         out["sample_scatter"] = str(p.relative_to(rf.path))
     return out

@@ -152,6 +152,61 @@ def _stats_reference(path: str) -> Any:
     return Reference(ds, str(meta["split"]), None, features=st), meta
 
 
+# ---------------------------------------------------------------- references
+
+def _is_builtin(reference: Any) -> bool:
+    return isinstance(reference, str) and not _is_stats(reference) and not _is_prefixed(reference)
+
+
+def _reference(reference: Any, split: str, *, resize: Any = None, grayscale: Any = None) -> tuple[Any, Any]:
+    """The :class:`~genbench.evaluate.Reference` a spec names (a dataset's split, a user's images or array, or a
+    statistics file's features), and the statistics file's meta (None otherwise)."""
+    from genbench.evaluate import Reference
+    from genbench.features import feature_cache_key
+
+    if _is_stats(reference):
+        return _stats_reference(reference.removeprefix("stats:"))
+    ref_ds = _as_dataset(reference, "reference", resize=resize, grayscale=grayscale)
+    ref_x, ref_split = _part(ref_ds, reference, split, "reference")
+    return Reference(ref_ds, ref_split, ref_x,
+                     cache_key=feature_cache_key(data_hash=ref_ds.info.content_hash, split=ref_split)), None
+
+
+def _shape(ref: Any, stats_meta: dict[str, Any] | None) -> tuple[int, ...]:
+    return tuple(stats_meta["shape"]) if stats_meta is not None else tuple(ref.x.shape[1:])
+
+
+def _train_data(train: Any, reference: Any, ref_ds: Any, ref_split: str, ref_shape: tuple[int, ...], *,
+                resize: Any = None, grayscale: Any = None) -> tuple[Any, Any, Any]:
+    """Training data for the copy checks: ``train``, else a built-in reference's own train split; with its
+    feature cache key and its record (all None when there is none)."""
+    from genbench.features import feature_cache_key
+
+    train_x, train_key, train_desc = None, None, None
+    if train is not None:
+        tr_ds = _as_dataset(train, "train", resize=resize, grayscale=grayscale)
+        train_x, tsplit = _part(tr_ds, train, "train", "train")
+        train_key = feature_cache_key(data_hash=tr_ds.info.content_hash, split=tsplit)
+        train_desc = {"name": tr_ds.info.name, "content_hash": tr_ds.info.content_hash, "split": tsplit}
+    elif _is_builtin(reference) and "train" in ref_ds.info.split_sizes and ref_split != "train":
+        train_x = ref_ds.split("train").x
+        train_key = feature_cache_key(data_hash=ref_ds.info.content_hash, split="train")
+        train_desc = {"name": ref_ds.info.name, "content_hash": ref_ds.info.content_hash, "split": "train"}
+    if train_x is not None and tuple(train_x.shape[1:]) != ref_shape:
+        raise ValueError(f"train data have shape {tuple(train_x.shape[1:])} per example, the reference {ref_shape}.")
+    return train_x, train_key, train_desc
+
+
+def _reference_record(ref: Any, ref_shape: tuple[int, ...], stats_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """What a score records of its reference (with the statistics file's extractor id and source)."""
+    info = ref.dataset.info
+    out: dict[str, Any] = {"name": info.name, "content_hash": info.content_hash, "split": ref.split,
+                           "shape": list(ref_shape)}
+    if stats_meta is not None:
+        out["statistics"] = {k: stats_meta[k] for k in ("extractor_id", "reference", "n")}
+    return out
+
+
 # ---------------------------------------------------------------- scoring
 
 @dataclass
@@ -175,11 +230,15 @@ def score(samples: Any = None, reference: Any = None, **kwargs: Any) -> list[Met
         [0, 1] shaped (N, C, H, W) (points: (N, D)). Give either ``samples`` or ``generator``.
     reference : str, Tensor or array
         A dataset spec (built-in datasets use ``split``, ``npz:`` / ``folder:`` use ``all``), an array,
-        or ``stats:PATH`` (a statistics file from :func:`write_stats`; sample sets only).
+        or ``stats:PATH`` (a statistics file from :func:`write_stats`).
     generator : str, optional
         Anything :func:`genbench.loading.load_generator` takes (``.pt2``, TorchScript, ``module:factory``,
-        a state dict with ``entry``, a genbench checkpoint or run folder); the reference must then be a
-        built-in dataset, and the generator is evaluated by :func:`genbench.evaluate.evaluate_model`.
+        a state dict with ``entry``, a genbench checkpoint or run folder), evaluated by
+        :func:`genbench.evaluate.evaluate_model`. Against a built-in dataset it scores exactly as a matrix
+        cell; against ``npz:``/``folder:`` images or ``stats:`` its samples must have the reference's shape,
+        the quality family compares with the reference, the copy checks need ``train``, and families the
+        reference cannot serve (likelihood on test data, overfitting without ``train``) are skipped with a
+        note on every row.
     families : tuple of str, optional
         ``quality``, ``overfitting``, ``likelihood``, ``coverage``; default: every family the input allows.
     evaluation : EvalConfig, optional
@@ -187,7 +246,7 @@ def score(samples: Any = None, reference: Any = None, **kwargs: Any) -> list[Met
         ``split``, ``extractor``, ``families``, ``iwae_k``, ``n_test``, ``gmm_components``, ``n_boot`` and
         ``device`` when not given.
     train : str or array, optional
-        Training data for the copy checks of a sample set (default: the reference dataset's train split).
+        Training data for the copy checks (default: the reference dataset's train split).
     extractor : str or Extractor, optional
         Default :func:`default_extractor` (``domain:<reference>`` or ``pixels``).
     split, samples_split : str
@@ -298,7 +357,8 @@ def score_run(
                                    n_test=n_test, gmm_components=gmm_components, cache_dir=cache_dir, device=device,
                                    weights=weights, z_dim=z_dim, latent=latent, entry=entry,
                                    trust_checkpoint=trust_checkpoint, metrics=metrics, results=results, name=name,
-                                   timings=timings, bar=bar, staging=staging, n_eval=n_eval, repeats=repeats)
+                                   timings=timings, bar=bar, staging=staging, n_eval=n_eval, repeats=repeats,
+                                   train=train, resize=resize, grayscale=grayscale)
         else:
             bar.update(1)
             bar.set_postfix_str("features and metrics")
@@ -331,21 +391,13 @@ def _score_samples(samples: Any, reference: Any, *, families: Any, train: Any, e
                    grayscale: Any, kid_subset_size: int, kid_subsets: int, timings: dict[str, float],
                    n_eval: int = 0, repeats: int | None = None) -> ScoreRun:
     from genbench.evaluate import Reference, evaluate_samples
-    from genbench.features import feature_cache_key
     from genbench.harness import derive_seed
     from genbench.matrix import EvalConfig
 
-    stats_meta = None
-    if _is_stats(reference):
-        ref, stats_meta = _stats_reference(reference.removeprefix("stats:"))
-        ref_ds, ref_split, ref_shape = ref.dataset, ref.split, tuple(stats_meta["shape"])
+    ref, stats_meta = _reference(reference, split, resize=resize, grayscale=grayscale)
+    ref_ds, ref_split, ref_shape = ref.dataset, ref.split, _shape(ref, stats_meta)
+    if stats_meta is not None:
         extractor = extractor or stats_meta["extractor"]
-    else:
-        ref_ds = _as_dataset(reference, "reference", resize=resize, grayscale=grayscale)
-        ref_x, ref_split = _part(ref_ds, reference, split, "reference")
-        ref_shape = tuple(ref_x.shape[1:])
-        ref = Reference(ref_ds, ref_split, ref_x,
-                        cache_key=feature_cache_key(data_hash=ref_ds.info.content_hash, split=ref_split))
     fake_ds = _as_dataset(samples, "samples", resize=resize, grayscale=grayscale)
     fake_x, fake_split = _part(fake_ds, samples, samples_split, "samples")
     if tuple(fake_x.shape[1:]) != ref_shape:
@@ -354,19 +406,9 @@ def _score_samples(samples: Any, reference: Any, *, families: Any, train: Any, e
             f"{ref_shape}; generate samples shaped like the reference (channels first, same size)."
         )
     # copy checks need training data: --train, else the reference dataset's own train split
-    builtin_ref = isinstance(reference, str) and not _is_stats(reference) and not _is_prefixed(reference)
-    train_x, train_key, train_desc = None, None, None
-    if train is not None:
-        tr_ds = _as_dataset(train, "train", resize=resize, grayscale=grayscale)
-        train_x, tsplit = _part(tr_ds, train, "train", "train")
-        train_key = feature_cache_key(data_hash=tr_ds.info.content_hash, split=tsplit)
-        train_desc = {"name": tr_ds.info.name, "content_hash": tr_ds.info.content_hash, "split": tsplit}
-    elif builtin_ref and "train" in ref_ds.info.split_sizes and ref_split != "train":
-        train_x = ref_ds.split("train").x
-        train_key = feature_cache_key(data_hash=ref_ds.info.content_hash, split="train")
-        train_desc = {"name": ref_ds.info.name, "content_hash": ref_ds.info.content_hash, "split": "train"}
-    if train_x is not None and tuple(train_x.shape[1:]) != ref_shape:
-        raise ValueError(f"train data have shape {tuple(train_x.shape[1:])} per example, the reference {ref_shape}.")
+    builtin_ref = _is_builtin(reference)
+    train_x, train_key, train_desc = _train_data(train, reference, ref_ds, ref_split, ref_shape, resize=resize,
+                                                 grayscale=grayscale)
     can_likelihood = builtin_ref and {"train", "val", "test"} <= set(ref_ds.info.split_sizes)
     allowed = ["quality"] + (["likelihood"] if can_likelihood else []) + \
               (["overfitting"] if train_x is not None else []) + ["coverage"]
@@ -396,14 +438,11 @@ def _score_samples(samples: Any, reference: Any, *, families: Any, train: Any, e
                                     seed=derive_seed(seed, "likelihood"), gmm_components=gmm_components or None,
                                     device=device)
         timings["likelihood_s"] = time.perf_counter() - t
-    data = {"reference": {"name": ref_ds.info.name, "content_hash": ref_ds.info.content_hash, "split": ref_split,
-                          "shape": list(ref_shape)},
+    data = {"reference": _reference_record(ref, ref_shape, stats_meta),
             "samples": {"name": fake_ds.info.name, "content_hash": fake_ds.info.content_hash,
                         "split": fake_split, "shape": list(fake_x.shape[1:])}}
     if train_desc is not None:
         data["train"] = train_desc
-    if stats_meta is not None:
-        data["reference"]["statistics"] = {k: stats_meta[k] for k in ("extractor_id", "reference", "n")}
     rows = [r.with_(params={**r.params, "data": data}) for r in rows]
     config = {"kind": "score", "input": "samples", "samples": samples if isinstance(samples, str) else "<array>",
               "samples_hash": fake_ds.info.content_hash, "samples_split": fake_split,
@@ -428,33 +467,55 @@ def _score_generator(spec: Any, reference: Any, *, families: Any, evaluation: An
                      seed: int, n_boot: int, n_samples: int, iwae_k: int, n_test: int, gmm_components: Any,
                      cache_dir: Any, device: Any, weights: Any, z_dim: Any, latent: Any, entry: Any,
                      trust_checkpoint: bool, metrics: Any, results: Any, name: Any, timings: dict[str, float],
-                     bar: Any, staging: list[Path], n_eval: int = 0, repeats: int | None = None) -> ScoreRun:
+                     bar: Any, staging: list[Path], n_eval: int = 0, repeats: int | None = None, train: Any = None,
+                     resize: Any = None, grayscale: Any = None) -> ScoreRun:
     from genbench._validation import check_finite, check_range
     from genbench.data import load_dataset
-    from genbench.evaluate import evaluate_model
+    from genbench.evaluate import Reference, evaluate_model, reference_skips
     from genbench.harness import derive_seed, resolve_device
     from genbench.loading import check_sample_output, load
     from genbench.matrix import EvalConfig
     from genbench.runs import RunFolder, results_dir
 
-    if not isinstance(reference, str) or _is_stats(reference) or _is_prefixed(reference):
-        raise ValueError("a generator is scored against a built-in dataset's split (--reference digits --split "
-                         "test), as in the matrix; npz:/folder:/stats: references are for sample sets "
-                         "(write samples with the generator and score them with --samples).")
     if metrics:
         raise ValueError("metrics= restricts a sample set's quality rows; a generator is scored on whole "
                          "families (families=...), as in the matrix.")
-    ds = load_dataset(reference)
+    builtin = _is_builtin(reference)
+    ref, stats_meta, ref_desc = None, None, None
+    if builtin and train is None:  # the matrix's road: the dataset's split, its train split for copy checks
+        ds = load_dataset(reference)
+        ref_shape = tuple(ds.info.shape)
+    else:  # a user's images, a statistics file, or a dataset with other training data: an explicit Reference
+        ref, stats_meta = _reference(reference, split, resize=resize, grayscale=grayscale)
+        ds, ref_shape = ref.dataset, _shape(ref, stats_meta)
+        train_x, train_key, train_desc = _train_data(train, reference, ds, ref.split, ref_shape, resize=resize,
+                                                     grayscale=grayscale)
+        ref = replace(ref, train=train_x, train_cache_key=train_key)
+        if builtin:  # the second real split for the real-vs-real rows, as in the matrix
+            full = Reference.of(ds, ref.split)
+            ref = replace(ref, other=full.other, other_split=full.other_split, other_cache_key=full.other_cache_key)
+        if stats_meta is not None and extractor is None and evaluation is None:
+            extractor = stats_meta["extractor"]
+        ref_desc = {"reference": _reference_record(ref, ref_shape, stats_meta)}
+        if train_desc is not None:
+            ref_desc["train"] = train_desc
     if evaluation is None:
         fams = families if families is not None else tuple(
             f for f in ("quality", "likelihood", "overfitting", "coverage")
-            if f != "overfitting" or "train" in ds.info.split_sizes)
+            if f != "overfitting" or "train" in ds.info.split_sizes or train is not None)
         evaluation = EvalConfig(n_samples=n_samples, reference=split, extractor=extractor or "domain",
                                 families=tuple(fams), iwae_k=iwae_k, n_test=n_test,
                                 gmm_components=tuple(gmm_components), n_boot=n_boot, device=device or "auto",
                                 n_eval=n_eval, **({} if repeats is None else {"quality_repeats": repeats}))
     elif families is not None or extractor is not None:
         raise ValueError("give evaluation= or the separate options (families, extractor, ...), not both.")
+    skipped: dict[str, str] = {}
+    if ref is not None:
+        skipped = reference_skips(ref, tuple(evaluation.families), evaluation.reference)
+        if len(skipped) == len(evaluation.families):
+            raise ValueError(f"nothing to evaluate against {reference!r}: " + "; ".join(
+                f"{f}: {why}" for f, why in skipped.items()) + ". Ask for quality or coverage, or score against "
+                "a built-in dataset.")
     dev = resolve_device(evaluation.device)
     t = time.perf_counter()
     loaded = load(spec, z_dim=z_dim, latent=latent, entry=entry, trust_checkpoint=trust_checkpoint, device=dev)
@@ -470,7 +531,14 @@ def _score_generator(spec: Any, reference: Any, *, families: Any, evaluation: An
             if isinstance(e, LoadError):
                 raise
             raise ValueError(f"generator {spec!s}: sample({m}, seed=...) raised {type(e).__name__}: {e}") from e
-        check_sample_output(x, m, tuple(ds.info.shape), f"generator {spec!s}")
+        got = tuple(x.shape[1:]) if isinstance(x, torch.Tensor) and x.ndim >= 2 and len(x) == m else None
+        if not builtin and got is not None and got != ref_shape:
+            raise ValueError(
+                f"generator {spec!s} gives samples of shape {got} per example but the reference {reference!r} "
+                f"holds {ref_shape}: expected {ref_shape}, got {got}. Score it against real data of the "
+                "generator's shape (for folder: images, --resize HxW and --grayscale), or write samples shaped "
+                "like the reference (channels first).")
+        check_sample_output(x, m, ref_shape, f"generator {spec!s}")
         a = x.detach().float().cpu().numpy()
         check_finite(a, f"samples of generator {spec!s}")
         if ds.info.value_range is not None:
@@ -484,13 +552,19 @@ def _score_generator(spec: Any, reference: Any, *, families: Any, evaluation: An
         staging.append(folder)
         folder.mkdir(parents=True)
     out = evaluate_model(gen, ds, evaluation, seed=seed, device=dev, run=RunFolder(folder) if folder else None,
-                         timings=timings, cache_dir=cache_dir, weights=weights)
+                         timings=timings, cache_dir=cache_dir, weights=weights, reference=ref)
     from genbench.config import to_dict
 
+    rows = out.metrics
     config = {"kind": "score", "input": "generator", "generator": str(spec), "source": loaded.info,
-              "dataset": reference, "evaluation": to_dict(evaluation), "z_dim": z_dim, "latent": latent,
-              "entry": entry, "trust_checkpoint": trust_checkpoint}
-    return ScoreRun(out.metrics, info={"config": config, "dataset": reference, "label": _label(str(spec)),
+              "dataset": reference if isinstance(reference, str) else "<array>", "evaluation": to_dict(evaluation),
+              "z_dim": z_dim, "latent": latent, "entry": entry, "trust_checkpoint": trust_checkpoint}
+    if ref_desc is not None:  # a reference other than the matrix's: recorded as a sample set's is
+        rows = [r.with_(params={**r.params, "data": ref_desc}) for r in rows]
+        config.update(reference=config.pop("dataset"), data=ref_desc, skipped_families=skipped,
+                      train=train if isinstance(train, str | None) else "<array>", resize=resize, grayscale=grayscale)
+    dataset = reference if builtin else ds.info.name
+    return ScoreRun(rows, info={"config": config, "dataset": dataset, "label": _label(str(spec)),
                                        "device": out.device, "artifacts": out.artifacts, "staging": folder})
 
 

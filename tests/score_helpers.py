@@ -124,3 +124,23 @@ class LateNaN:
         if n > 8:
             x[-1] = float("nan")
         return x
+
+
+class ShiftedCopies:
+    """Training digits moved one pixel right (dx = +1): a copycat that plain nearest neighbours miss."""
+
+    def __init__(self) -> None:
+        from genbench.data import load_dataset
+
+        self.train = load_dataset("digits").train.x
+
+    def sample(self, n: int, *, seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(int(seed))
+        x = self.train[torch.randint(0, len(self.train), (n,), generator=g)]
+        out = torch.zeros_like(x)
+        out[..., 1:] = x[..., :-1]
+        return out
+
+
+def shifted_copies() -> ShiftedCopies:
+    return ShiftedCopies()

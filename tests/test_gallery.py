@@ -87,3 +87,49 @@ def test_no_partial_files_and_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="outside the declared range"):
         write_nn_gallery(tmp_path, np.full((2, 1, 8, 8), 2.0), train)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_shifted_copycat_gallery_names_the_shift(tmp_path, digits_arrays):
+    """Training images moved one pixel right escape the plain neighbours; the transform check flags them, and the
+    gallery shows them first beside the *shifted* training image labelled with the shift."""
+    from genbench.metrics.copies import match_transforms, transform_copy_rate
+    from genbench.reports.gallery import LABEL_WIDTH, MATCH_SEPARATOR
+
+    train, test = digits_arrays
+    shifted = np.zeros_like(train[:30])
+    shifted[..., 1:] = train[:30, ..., :-1]  # content moves right: dx = +1
+    fake = np.concatenate([test[:20], shifted])
+    row = transform_copy_rate(fake, train, test, shape=(1, 8, 8))
+    matches = match_transforms(fake, train, shape=(1, 8, 8), threshold=row.params["threshold"])
+    for i in range(20, 50):  # every copycat: its own training image, the shift, flagged
+        m = matches[i]
+        assert m["train"] == i - 20 and m["transform"] == "dx=+1,dy=+0" and m["caption"] == "shift (+1, 0)"
+        assert m["flagged"] and m["distance"] < row.params["threshold"]
+        np.testing.assert_allclose(m["image"], fake[i], atol=1e-12)  # the training image after the shift
+    assert row.value == pytest.approx(30 / 50)  # the metric is unchanged by the per-sample function
+    ex = row.params["examples"][0]
+    assert {k: matches[ex["sample"]][k] for k in ex if k != "sample"} == {k: ex[k] for k in ex if k != "sample"}
+
+    png = write_nn_gallery(tmp_path, fake, train, n=8, k=2, matches=dict(enumerate(matches)))
+    meta = json.loads(png.with_suffix(".json").read_text())
+    shown = [p["fake_index"] for p in meta["pairs"]]
+    assert all(i >= 20 for i in shown)  # flagged copycats first, although held-out images are nearer in pixels
+    assert {p["match"]["caption"] for p in meta["pairs"]} == {"shift (+1, 0)"}
+    assert all(p["match"]["flagged"] and "image" not in p["match"] for p in meta["pairs"])
+    assert meta["layout"]["columns"][-2:] == ["train_transformed", "label"]
+    with Image.open(png) as im:
+        im.load()
+        assert im.format == "PNG" and im.size == gallery_size(8, 2, 8, 8, matched=True)
+        pixels = np.asarray(im)
+    s = _scale(8, 8)
+    x = PAD + 3 * (32 + PAD) + SEP
+    assert tuple(pixels[PAD, x]) == MATCH_SEPARATOR
+    cell = np.repeat(np.repeat((matches[shown[0]]["image"][0] * 255).round(), s, 0), s, 1)
+    np.testing.assert_array_equal(pixels[PAD : PAD + 32, x + SEP : x + SEP + 32, 0], cell)
+    label = pixels[PAD : PAD + 33, x + SEP + 32 + PAD : x + SEP + 32 + PAD + LABEL_WIDTH]
+    assert (label != 128).any()  # the label is drawn
+    # without matches the gallery is as before
+    plain = write_nn_gallery(tmp_path / "plain.png", fake, train, n=8, k=2)
+    assert "match" not in json.loads(plain.with_suffix(".json").read_text())["pairs"][0]
+    with Image.open(plain) as im:
+        assert im.size == gallery_size(8, 2, 8, 8)

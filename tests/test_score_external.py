@@ -311,3 +311,89 @@ def test_a_genbench_train_run_folder(tmp_path):
     assert iwae and all(r.kind == "lower-bound" and math.isfinite(r.value) for r in iwae)
     assert out.record["family"] == "vae" and out.record["config"]["source"]["format"] == "genbench-run"
     assert {r["kind"] for r in ResultsStore(res).runs()} == {"train", "score"}
+
+
+def _scripted(tmp_path):
+    p = tmp_path / "g.ts"
+    torch.jit.save(torch.jit.script(H.tiny_decoder()), str(p), _extra_files={"genbench.json": json.dumps({"z_dim": 4})})
+    return str(p)
+
+
+def test_generator_against_npz_and_stats_references(tmp_path, digits):
+    """A generator scores against a user's images and a statistics file by evaluate_model's road: the digits test
+    split saved to npz gives the built-in reference's FID exactly; families the reference cannot serve are
+    skipped with a note on every row; the reference is recorded in the stored run."""
+    from genbench.scoring import write_stats
+
+    res = tmp_path / "results"
+    gen = _scripted(tmp_path)
+    np.savez(tmp_path / "test.npz", x=digits.test.x.numpy())
+    fast = dict(n_samples=200, device="cpu", seed=3, repeats=2)
+    builtin = score_run(generator=gen, reference="digits", families=("quality",), **fast)
+    npz = score_run(generator=gen, reference=f"npz:{tmp_path / 'test.npz'}", extractor="domain:digits",
+                    families=("quality", "likelihood", "overfitting"), results=res, name="vs-npz", **fast)
+    fid_b = next(r for r in builtin.rows if r.metric == "fid")
+    fid_n = next(r for r in npz.rows if r.metric == "fid")
+    # the same images, samples, subsamples and extractor: the same FID. Not bit for bit: the built-in split's
+    # tensor has other strides than the npz file's (C = 1), and the float32 convolutions round differently
+    # (features differ by ~1e-6), so equal to float32 rounding
+    assert fid_n.value == pytest.approx(fid_b.value, rel=1e-6, abs=0)
+    assert fid_n.protocol.space == fid_b.protocol.space and fid_n.protocol.n == fid_b.protocol.n == (
+        ("real", 200), ("fake", 200))
+    assert fid_n.params["subsample_values"] == pytest.approx(fid_b.params["subsample_values"], rel=1e-6)
+    assert {r.metric for r in npz.rows} >= {"fid", "precision", "recall"}
+    assert not {"parzen", "copy-rate"} & {r.metric for r in npz.rows}  # no dataset splits, no --train
+    note = next(w for w in fid_n.warnings if w.startswith("not evaluated against this reference"))
+    assert "likelihood" in note and "overfitting" in note and "--train" in note
+    rec = json.loads((npz.path / "result.json").read_text())
+    assert rec["kind"] == "score" and rec["config"]["input"] == "generator"
+    assert rec["config"]["reference"] == f"npz:{tmp_path / 'test.npz'}"
+    assert rec["config"]["data"]["reference"]["split"] == "all"
+    assert set(rec["config"]["skipped_families"]) == {"likelihood", "overfitting"}
+    assert rec["metrics"][0]["params"]["data"]["reference"]["shape"] == [1, 8, 8]
+
+    # with --train the copy checks run against it (and the gallery is drawn from it)
+    np.savez(tmp_path / "train.npz", x=digits.train.x.numpy())
+    tr = score_run(generator=gen, reference=f"npz:{tmp_path / 'test.npz'}", train=f"npz:{tmp_path / 'train.npz'}",
+                   families=("quality", "overfitting"), results=res, name="vs-npz-train", **fast)
+    assert "copy-rate" in {r.metric for r in tr.rows} and "nn_gallery" in tr.record["artifacts"]
+    assert tr.record["config"]["data"]["train"]["split"] == "all"
+
+    # a statistics file of the digits test split: its extractor, the same FID as the dataset itself
+    write_stats("digits", tmp_path / "stats.npz")
+    st = score_run(generator=gen, reference=f"stats:{tmp_path / 'stats.npz'}", families=("quality",),
+                   results=res, name="vs-stats", **fast)
+    fid_s = next(r for r in st.rows if r.metric == "fid")
+    assert fid_s.value == fid_b.value and str(fid_s.protocol) == str(fid_b.protocol)  # exactly: the same features
+    stats = st.record["config"]["data"]["reference"]["statistics"]
+    assert stats["extractor_id"] == fid_b.protocol.space and stats["reference"] == "digits"
+    assert {r["generator"] for r in ResultsStore(res).runs()} == {"vs-npz", "vs-npz-train", "vs-stats"}
+
+
+def test_generator_shape_mismatch_with_the_reference_stores_nothing(tmp_path):
+    res = tmp_path / "results"
+    np.savez(tmp_path / "big.npz", x=np.random.default_rng(0).random((50, 1, 16, 16), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"expected \(1, 16, 16\), got \(1, 8, 8\)\. Score it against real data"):
+        score_run(generator=_scripted(tmp_path), reference=f"npz:{tmp_path / 'big.npz'}", results=res,
+                  families=("quality",), n_samples=50, device="cpu")
+    assert _nothing_stored(res) == (True, [])
+
+
+def test_a_shifted_copycat_run_gallery_draws_the_matched_shift(tmp_path):
+    """Through evaluate_model: the transform check flags the copycat, and the run's gallery shows the flagged
+    samples beside their shifted training images, named "shift (+1, 0)"."""
+    res = tmp_path / "results"
+    out = score_run(generator="score_helpers:shifted_copies", reference="digits", families=("overfitting",),
+                    results=res, name="copycat", n_samples=120, device="cpu")
+    tc = next(r for r in out.rows if r.metric == "transform-copy-rate")
+    assert tc.params["flagged"] and set(tc.params["transform_counts"]) == {"dx=+1,dy=+0"}
+    pairs = json.loads((out.path / out.record["artifacts"]["nn_gallery_pairs"]).read_text())["pairs"]
+    assert pairs and all(p["match"]["caption"] == "shift (+1, 0)" and p["match"]["flagged"] for p in pairs)
+    flagged_first = [e["sample"] for e in tc.params["examples"]]
+    assert [p["fake_index"] for p in pairs][: len(flagged_first)] == sorted(
+        flagged_first, key=lambda i: (next(p["match"]["distance"] for p in pairs if p["fake_index"] == i), i))
+    from PIL import Image
+
+    with Image.open(out.path / out.record["artifacts"]["nn_gallery"]) as im:
+        im.load()
+        assert im.format == "PNG"

@@ -47,7 +47,8 @@ from genbench.metrics._spec import Measurement
 from genbench.metrics.neighbours import nearest_neighbours
 from genbench.metrics.overfitting import COPY_FLAG, COPY_QUANTILE, _counts, _inputs
 
-__all__ = ["Transform", "TransformMatch", "transform_copy_rate", "transform_family", "transform_neighbours"]
+__all__ = ["Transform", "TransformMatch", "match_transforms", "transform_copy_rate", "transform_family",
+           "transform_neighbours"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,23 @@ class Transform:
         if self.contrast != 1.0:
             parts.append(f"contrast={self.contrast:g}")
         return ",".join(parts)
+
+    @property
+    def caption(self) -> str:
+        """A short label for pictures: ``identity``, ``shift (+1, 0)`` (dx, dy), ``flip + shift (-1, +2)``,
+        ``contrast x1.1``.
+
+        Examples
+        --------
+        >>> Transform(dy=0, dx=1).caption, Transform(flip=True).caption, Transform(contrast=0.9).caption
+        ('shift (+1, 0)', 'flip', 'contrast x0.9')
+        """
+        parts = ["flip"] if self.flip else []
+        if self.dy or self.dx:
+            parts.append(f"shift ({self.dx:+d}, {self.dy:+d})".replace("+0", "0"))
+        if self.contrast != 1.0:
+            parts.append(f"contrast x{self.contrast:g}")
+        return " + ".join(parts) or "identity"
 
     @property
     def is_identity(self) -> bool:
@@ -202,6 +220,60 @@ def transform_neighbours(queries: Any, train: Any, *, shape: Any, max_shift: int
     return TransformMatch(best_d, best_i, best_t, family)
 
 
+def _match_record(query: np.ndarray, train: np.ndarray, tr: Transform, j: int, distance: float,
+                  shape: tuple[int, int, int], fill: float | str, brightness: bool) -> dict[str, Any]:
+    """One query's best match as a record (the metric's ``examples`` entries), with its fitted brightness."""
+    rec: dict[str, Any] = {"train": j, "transform": tr.label, "dx": tr.dx, "dy": tr.dy, "flip": tr.flip,
+                           "contrast": tr.contrast, "distance": float(distance)}
+    if brightness:  # the fitted offset b of g ~ a T(t) + b, in closed form: mean(g) - a mean(T(t))
+        tt = _apply(train[j:j + 1], Transform(tr.dy, tr.dx, tr.flip, 1.0), shape, fill, False)
+        rec["brightness"] = float(query.astype(np.float64).mean() - tr.contrast * tt.mean())
+    return rec
+
+
+def match_transforms(queries: Any, train: Any, *, shape: Any, max_shift: int = 2, flips: bool = False,
+                     brightness: bool = True, contrasts: Sequence[float] = (1.0,), fill: float | str = 0.0,
+                     threshold: float | None = None, device: Any = None) -> list[dict[str, Any]]:
+    """Per query: the best transformed training image, how it was transformed, and the image itself.
+
+    The same search as :func:`transform_copy_rate` (:func:`transform_neighbours`, same family and tie
+    rule), for pictures of what matched: each record holds ``train`` (index), ``transform`` (the
+    protocol label, ``dx=+1,dy=+0``), ``caption`` (``shift (+1, 0)``, with ``brightness +0.10`` when an
+    offset was fitted), ``dx``, ``dy``, ``flip``, ``contrast``, ``distance``, ``brightness`` (the fitted
+    offset, with ``brightness`` on), ``image`` (C, H, W): the training image after the matched
+    transformation, ``contrast * T(t) + brightness``, clipped to [0, 1] for display, and ``flagged``
+    (``distance < threshold``; None without a threshold, e.g. the metric's ``params["threshold"]``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> train = np.zeros((2, 1, 4, 4)); train[0, 0, 1, 1] = 1.0; train[1, 0, 2, 2:] = 1.0
+    >>> q = np.zeros((1, 1, 4, 4)); q[0, 0, 1, 2] = 1.0  # train[0] moved right by one pixel
+    >>> m = match_transforms(q, train, shape=(1, 4, 4), max_shift=1, brightness=False)[0]
+    >>> m["train"], m["caption"], bool((m["image"] == q[0]).all())
+    (0, 'shift (+1, 0)', True)
+    """
+    from genbench._validation import check_rows
+
+    q = check_rows(queries, "queries").astype(np.float64, copy=False)
+    t = check_rows(train, "train").astype(np.float64, copy=False)
+    shp = _shape(shape, t.shape[1])
+    m = transform_neighbours(q, t, shape=shp, max_shift=max_shift, flips=flips, brightness=brightness,
+                             contrasts=contrasts, fill=fill, device=device)
+    out = []
+    for i in range(len(q)):
+        tr = m.family[int(m.transform_index[i])]
+        j = int(m.train_index[i])
+        rec = _match_record(q[i], t, tr, j, m.distance[i], shp, fill, brightness)
+        img = _apply(t[j:j + 1], Transform(tr.dy, tr.dx, tr.flip, 1.0), shp, fill, False)[0] * tr.contrast
+        b = rec.get("brightness", 0.0)
+        rec["image"] = np.clip(img + b, 0.0, 1.0).reshape(shp)
+        rec["caption"] = tr.caption + (f" + brightness {b:+.2f}" if brightness and abs(b) >= 0.005 else "")
+        rec["flagged"] = None if threshold is None else bool(m.distance[i] < threshold)
+        out.append(rec)
+    return out
+
+
 @register_metric("transform-copy-rate", family="overfitting", needs="samples", direction="lower",
                  protocol_params={"quantile": "q", "max_shift": "shift", "flips": "flips",
                                   "brightness": "brightness", "max_samples": "checked"},
@@ -286,14 +358,9 @@ def transform_copy_rate(fake: Any, train: Any, test: Any, *, shape: Any = None, 
     counts = Counter(fam[int(fk.transform_index[i])].label for i in flagged_idx)
     examples = []
     for i in flagged_idx[:n_examples]:
-        tr = fam[int(fk.transform_index[i])]
-        j = int(fk.train_index[i])
-        ex = {"sample": int(i), "train": j, "transform": tr.label, "dx": tr.dx, "dy": tr.dy, "flip": tr.flip,
-              "contrast": tr.contrast, "distance": float(fk.distance[i])}
-        if brightness:  # the fitted offset b of g ~ a T(t) + b, in closed form: mean(g) - a mean(T(t))
-            tt = _apply(t[j:j + 1], Transform(tr.dy, tr.dx, tr.flip, 1.0), shp, fill, False)
-            ex["brightness"] = float(f[i].astype(np.float64).mean() - tr.contrast * tt.mean())
-        examples.append(ex)
+        examples.append({"sample": int(i), **_match_record(f[i], t, fam[int(fk.transform_index[i])],
+                                                           int(fk.train_index[i]), fk.distance[i], shp, fill,
+                                                           brightness)})
     warnings = ()
     if len(f) < n_all:
         warnings = (f"transform-copy-rate checked the first {len(f)} of {n_all} generated samples "

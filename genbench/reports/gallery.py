@@ -5,12 +5,20 @@ a model copies, the gallery shows *what* it copied. Rows are the generated sampl
 the training set (smallest first); each row shows the sample, a red separator, then its k
 nearest training images. The pairs (indices and distances) go to a JSON file beside the PNG for
 the HTML report. numpy and PIL only: no torch import here (reports stay light).
+
+With ``matches`` (per-sample results of the transformation-invariant copy check,
+:func:`genbench.metrics.copies.match_transforms`), the samples the check flagged come first, and
+each row ends with a blue separator, the training image *after* the matched transformation
+(shifted, flipped, re-lit) and a label: the transformation (``shift (+1, 0)``), the distance, and
+``COPY`` when flagged. A shifted copy is far from every training image in plain pixel space, so
+only this column shows what it copied.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +32,38 @@ SEP = 6  # extra pixels between the generated sample and its neighbours (drawn r
 MIN_CELL = 32  # small images (8x8 digits) are scaled up by an integer factor to at least this
 BACKGROUND = (128, 128, 128)
 SEPARATOR = (200, 30, 30)
+MATCH_SEPARATOR = (40, 90, 200)  # before the matched (transformed) training image
+LABEL_WIDTH = 132  # pixels for the transformation's label after the matched image
+LABEL_LINE = 11  # pixels per label line (PIL's default bitmap font is 11 high)
+TEXT = (255, 255, 255)
+COPY_TEXT = (255, 210, 60)
 DEFAULT_NAME = "nn_gallery.png"
 
 
-def gallery_size(n_rows: int, k: int, height: int, width: int) -> tuple[int, int]:
+def gallery_size(n_rows: int, k: int, height: int, width: int, *, matched: bool = False) -> tuple[int, int]:
     """(width, height) in pixels of a gallery of ``n_rows`` rows and ``k`` neighbours of HxW images.
 
     ``scale = max(1, ceil(32 / max(H, W)))``, cells ``H*scale x W*scale``;
     ``width = PAD + (k + 1) * (W*scale + PAD) + SEP`` and ``height = PAD + n_rows * (H*scale + PAD)``.
+    With ``matched`` (a transformed-match column), ``width += SEP + W*scale + PAD + LABEL_WIDTH`` and
+    rows are at least three label lines high.
 
     Examples
     --------
     >>> gallery_size(16, 3, 8, 8)
     (144, 546)
+    >>> gallery_size(16, 3, 8, 8, matched=True)
+    (316, 562)
     """
     s = _scale(height, width)
-    return PAD + (k + 1) * (width * s + PAD) + SEP, PAD + n_rows * (height * s + PAD)
+    w = PAD + (k + 1) * (width * s + PAD) + SEP
+    if matched:
+        w += SEP + width * s + PAD + LABEL_WIDTH
+    return w, PAD + n_rows * (_row_height(height * s, matched) + PAD)
+
+
+def _row_height(cell_h: int, matched: bool) -> int:
+    return max(cell_h, 3 * LABEL_LINE) if matched else cell_h
 
 
 def write_nn_gallery(
@@ -51,6 +75,7 @@ def write_nn_gallery(
     k: int = 3,
     nn: tuple[Any, Any] | None = None,
     space_name: str = "pixels",
+    matches: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write a PNG of the ``n`` generated samples closest to the training data beside their ``k`` neighbours.
 
@@ -76,6 +101,13 @@ def write_nn_gallery(
         reported distances); pass ``nn`` for the exact, GPU-capable search of the metrics.
     space_name : str
         The space the distances were measured in, recorded in the JSON.
+    matches : {sample index: match}, optional
+        Per-sample results of the transformation-invariant copy check
+        (:func:`genbench.metrics.copies.match_transforms`): ``image`` (C, H, W), the training image after
+        the matched transformation; ``caption``; ``distance``; ``flagged``. Rows then start with the
+        flagged samples (by match distance, ties to the lower index), then the closest by ``nn``; each
+        row with a match shows the transformed training image and its label after the neighbours, and
+        its JSON pair holds the match (without the image).
 
     Returns
     -------
@@ -110,28 +142,40 @@ def write_nn_gallery(
         dist, idx = _pixel_neighbours(fake, train, k)
     else:
         dist, idx = _check_nn(nn, len(fake), len(train), k)
-    # rows: smallest first nearest-neighbour distance, ties to the lower sample index
-    rows = np.lexsort((np.arange(len(fake)), dist[:, 0]))[: min(n, len(fake))]
+    matches = _check_matches(matches, fake.shape)
+    rows = gallery_rows(dist[:, 0], n, matches)
 
     _, c, h, w = fake.shape
     s = _scale(h, w)
-    width, height = gallery_size(len(rows), k, h, w)
+    matched = matches is not None
+    width, height = gallery_size(len(rows), k, h, w, matched=matched)
     canvas = np.empty((height, width, 3), dtype=np.uint8)
     canvas[:] = BACKGROUND
     cw, ch = w * s, h * s
+    rh = _row_height(ch, matched)
+    labels: list[tuple[int, int, dict[str, Any]]] = []
     for r, i in enumerate(rows):
-        y = PAD + r * (ch + PAD)
+        y = PAD + r * (rh + PAD)
         canvas[y : y + ch, PAD : PAD + cw] = _cell(fake[i], s)
         canvas[y : y + ch, PAD + cw + PAD : PAD + cw + PAD + SEP - PAD] = SEPARATOR
         for j in range(k):
             x = PAD + (j + 1) * (cw + PAD) + SEP
             canvas[y : y + ch, x : x + cw] = _cell(train[idx[i, j]], s)
+        if matched and int(i) in matches:
+            x = PAD + (k + 1) * (cw + PAD) + SEP
+            canvas[y : y + ch, x : x + SEP - PAD] = MATCH_SEPARATOR
+            x += SEP
+            canvas[y : y + ch, x : x + cw] = _cell(matches[int(i)]["image"], s)
+            labels.append((x + cw + PAD, y, matches[int(i)]))
 
     png = Path(path)
     if png.suffix.lower() != ".png":
         png = png / DEFAULT_NAME
+    im = Image.fromarray(canvas)
+    if labels:
+        _draw_labels(im, labels)
     buf = io.BytesIO()
-    Image.fromarray(canvas).save(buf, format="PNG")
+    im.save(buf, format="PNG")
     atomic_write_bytes(png, buf.getvalue())
     atomic_write_json(png.with_suffix(".json"), {
         "png": png.name,
@@ -139,15 +183,76 @@ def write_nn_gallery(
         "k": k,
         "n_fake": len(fake),
         "n_train": len(train),
-        "layout": {"rows": len(rows), "columns": ["fake"] + [f"train_nn{j + 1}" for j in range(k)],
+        "layout": {"rows": len(rows), "columns": ["fake"] + [f"train_nn{j + 1}" for j in range(k)] + (
+                       ["train_transformed", "label"] if matched else []),
                    "scale": s, "pad": PAD, "separator": SEP, "width": width, "height": height},
         "pairs": [
             {"fake_index": int(i), "train_index": [int(v) for v in idx[i, :k]],
-             "distance": [float(v) for v in dist[i, :k]]}
+             "distance": [float(v) for v in dist[i, :k]],
+             **({"match": _json_match(matches[int(i)])} if matched and int(i) in matches else {})}
             for i in rows
         ],
     })
     return png
+
+
+def gallery_rows(nn_distance: Any, n: int, matches: Mapping[int, Mapping[str, Any]] | None = None) -> list[int]:
+    """The samples a gallery shows, in order: those ``matches`` flags (by match distance, ties to the lower
+    index), then the smallest first nearest-neighbour distance (ties to the lower index); ``n`` at most.
+
+    Examples
+    --------
+    >>> gallery_rows([0.5, 0.1, 0.3], 2), gallery_rows([0.5, 0.1, 0.3], 2, {0: {"flagged": True, "distance": 0}})
+    ([1, 2], [0, 1])
+    """
+    d = np.asarray(nn_distance, dtype=np.float64)
+    flagged = sorted((float(m.get("distance", 0.0)), int(i)) for i, m in (matches or {}).items() if m.get("flagged"))
+    first = [i for _, i in flagged]
+    seen = set(first)
+    rest = [int(i) for i in np.lexsort((np.arange(len(d)), d)) if int(i) not in seen]
+    return (first + rest)[: min(n, len(d))]
+
+
+def _check_matches(matches: Mapping[int, Mapping[str, Any]] | None,
+                   shape: tuple[int, ...]) -> dict[int, Mapping[str, Any]] | None:
+    if matches is None:
+        return None
+    out = {}
+    for i, m in matches.items():
+        if not 0 <= int(i) < shape[0]:
+            raise ValueError(f"matches has sample index {i}, outside [0, {shape[0]}) of fake_images.")
+        img = np.asarray(m.get("image"), dtype=np.float64)
+        if img.shape != tuple(shape[1:]):
+            raise ValueError(f"matches[{i}]['image'] must be one transformed training image of shape "
+                             f"{tuple(shape[1:])}; got {img.shape}.")
+        out[int(i)] = {**m, "image": img}
+    return out
+
+
+def _json_match(m: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in m.items() if k != "image"}
+
+
+def _draw_labels(im: Any, labels: list[tuple[int, int, Mapping[str, Any]]]) -> None:
+    """Each matched row's label: the transformation, the distance, and COPY when the check flagged it."""
+    from PIL import ImageDraw, ImageFont
+
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default()
+    for x, y, m in labels:
+        caption = str(m.get("caption") or m.get("transform") or "?")
+        lines = [(caption, TEXT)]
+        if len(caption) > 21:  # "flip + shift (-1, +2) + brightness +0.10": break after the geometry
+            head, _, tail = caption.rpartition(" + ")
+            lines = [(head, TEXT), ("+ " + tail, TEXT)]
+        if "distance" in m:
+            lines.append((f"d={float(m['distance']):.3g}", TEXT))
+        if m.get("flagged"):
+            lines[-1] = (lines[-1][0] + "  COPY", COPY_TEXT) if len(lines) >= 3 else lines[-1]
+            if len(lines) < 3:
+                lines.append(("COPY", COPY_TEXT))
+        for r, (text, colour) in enumerate(lines[:3]):
+            draw.text((x, y + r * LABEL_LINE), text[:22], fill=colour, font=font)
 
 
 def _scale(h: int, w: int) -> int:

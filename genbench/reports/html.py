@@ -279,6 +279,12 @@ def _pictures(root: Path, ds: str, runs: list[dict[str, Any]], tables: list[Tabl
                     if d:
                         info = (f"{pj.get('space', '?')} space; {len(d)} closest of {pj.get('n_fake', '?')} samples, "
                                 f"nearest-neighbour distance {min(d):.3g} to {max(d):.3g}")
+                    flagged = [p["match"] for p in pj.get("pairs", []) if (p.get("match") or {}).get("flagged")]
+                    if flagged:  # rows of the transformation-invariant copy check: what it matched, and how
+                        kinds = sorted({str(m.get("caption", m.get("transform", "?"))) for m in flagged})
+                        info += (f"; {len(flagged)} shown first are copies up to a transformation "
+                                 f"({', '.join(kinds[:4])}{', ...' if len(kinds) > 4 else ''}), drawn after the "
+                                 "blue bar as matched")
                 except (OSError, ValueError, KeyError, TypeError, IndexError):
                     info = "pairs file unreadable"
             galleries.append({"label": cap, "src": data_uri(g), "info": info})
