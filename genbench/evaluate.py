@@ -518,6 +518,7 @@ def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: 
                                 weights=weights)
             metrics += evaluate_conditional(gen, ds, n=ev.n_samples, seed=derive_seed(seed, "conditional"),
                                             class_probs=lambda x: extract(ext, x, device=device).get("probs"),
+                                            features=lambda x: extract(ext, x, device=device)["features"],
                                             space=ext.id)
             timings["conditional_s"] = time.perf_counter() - t
     if run is not None and "overfitting" in families and ds.info.kind == "image":

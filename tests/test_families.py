@@ -166,17 +166,57 @@ def evaluate_conditional(gen, ds, *, n, seed):
 
     ext = get_extractor("domain:digits")
     return _evaluate_conditional(gen, ds, n=n, seed=seed, class_probs=lambda x: extract(ext, x)["probs"],
-                                 space=ext.id)
+                                 features=lambda x: extract(ext, x)["features"], space=ext.id)
 
 
 def rows_by_metric(rows):
     return {r.metric: r for r in rows}
 
 
+def test_per_class_fid_is_the_mean_of_each_class_fid_at_equal_n():
+    from genbench.metrics.conditional import per_class_fid
+    from genbench.metrics.quality import frechet_distance
+
+    rng = np.random.default_rng(0)
+    yr, yf = np.arange(300) % 3, np.arange(90) % 3  # 100 real and 30 generated rows per class
+    real = rng.normal(size=(300, 4)) + 3.0 * yr[:, None]
+    fake = rng.normal(size=(90, 4)) + 3.0 * yf[:, None] + 0.5
+    m = per_class_fid(real, fake, yr, yf, seed=1)
+    # the same subsamples by hand: each class's real rows drawn down to its 30 generated rows
+    sub = np.random.default_rng(1)
+    want = []
+    for c in range(3):
+        ir, jf = np.flatnonzero(yr == c), np.flatnonzero(yf == c)
+        r = real[np.sort(sub.choice(ir, 30, replace=False))]
+        f = fake[np.sort(sub.choice(jf, 30, replace=False))]
+        want.append(frechet_distance(r, f))
+    assert m.value == pytest.approx(np.mean(want), rel=1e-12) and m.std == pytest.approx(np.std(want, ddof=1))
+    assert m.params["n_per_class"] == {"0": 30, "1": 30, "2": 30} and m.std_kind == "classes"
+
+
+def test_per_class_metrics_see_swapped_classes_that_pooled_fid_cannot():
+    from genbench.metrics.conditional import per_class_fid, per_class_precision_recall
+    from genbench.metrics.quality import frechet_distance
+
+    rng = np.random.default_rng(2)
+    y = np.arange(600) % 3
+    real = rng.normal(size=(600, 3)) + 4.0 * np.eye(3)[y]
+    fake = rng.normal(size=(600, 3)) + 4.0 * np.eye(3)[y]
+    swapped = (y + 1) % 3  # every sample is labelled with the wrong class: the pooled set is still right
+    assert frechet_distance(real, fake) < 0.1
+    assert per_class_fid(real, fake, y, y).value < 0.2 < 10 < per_class_fid(real, fake, y, swapped).value
+    good, bad = per_class_precision_recall(real, fake, y, y), per_class_precision_recall(real, fake, y, swapped)
+    assert good["precision_per_class"].value > 0.8 > 0.05 > bad["precision_per_class"].value
+    assert good["recall_per_class"].value > 0.8 > 0.05 > bad["recall_per_class"].value
+
+
 def test_label_shuffled_control_scores_at_chance(digits, replay_controls):
     rows = rows_by_metric(evaluate_conditional(replay_controls["label-shuffled"], digits, n=1000, seed=0))
     assert abs(rows["conditional_accuracy"].value - 0.1) < 0.04
     assert abs(rows["cas"].value - 0.1) < 0.08 and rows["cas_real"].value > 0.9
+    # per class, its samples are another class's images: far from the ceiling of real data
+    assert rows["fid_per_class"].value > 5 * rows["fid_per_class_real"].value
+    assert rows["precision_per_class"].value < 0.5 < rows["precision_per_class_real"].value
 
 
 def test_conditional_copycat_is_flagged_and_scores_like_real_data_on_cas(digits, replay_controls):
@@ -187,6 +227,8 @@ def test_conditional_copycat_is_flagged_and_scores_like_real_data_on_cas(digits,
     rows = rows_by_metric(evaluate_conditional(cc, digits, n=1000, seed=0))
     assert rows["conditional_accuracy"].value > 0.95
     assert abs(rows["cas"].value - rows["cas_real"].value) < 0.03
+    # replayed training images of the requested class: per class as close to the test rows as real data
+    assert rows["fid_per_class"].value < 1.5 * rows["fid_per_class_real"].value
     inputs = MetricInputs("pixels", fake=flat(x), train=flat(digits.train.x), heldout=flat(digits.test.x), ref="train",
                           heldout_split="test")
     copy = rows_by_metric(evaluate_metrics(inputs, metrics=["copy-rate"], family="overfitting"))["copy-rate"]
@@ -244,7 +286,8 @@ def test_evaluate_model_runs_the_new_families_when_asked(digits, replay_controls
 
     ev = EvalConfig(n_samples=200, families=("representation", "conditional"), device="cpu")
     cond = {r.metric for r in evaluate_model(replay_controls["conditional-copycat"], digits, ev, seed=0).metrics}
-    assert {"conditional_accuracy", "cas", "cas_real"} <= cond and not any(m.startswith("probe") for m in cond)
+    assert {"conditional_accuracy", "cas", "cas_real", "fid_per_class", "precision_per_class", "recall_per_class",
+            "fid_per_class_real"} <= cond and not any(m.startswith("probe") for m in cond)
     ae = Autoencoder(AEConfig(z_dim=4), digits.info)
     ae._remember(digits.train.x[:300])
     ae.fit_code_density(digits.val.x)

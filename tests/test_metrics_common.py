@@ -80,9 +80,10 @@ def _inputs(needs: str, *, seed: int = 0, worse: bool = False, identical: bool =
                             train_labels=train_y, x=test, x_labels=test_y, ref="test")
     if needs == "model":  # an autoencoder (the representation family; likelihood models have their own tests)
         return MetricInputs(SPACE, model=_Columns([0] if worse else [0, 1, 2]), x=real, ref="test")
-    if needs == "labelled":  # worse: samples whose classes ignore the classes requested for them
+    if needs == "labelled":  # worse: samples off the data (shifted) whose classes ignore the requested ones
+        # (label-blind samples alone need not lower a per-class recall: a class's mixed samples still cover it)
         (real, real_y), (fake, fake_y) = _labelled(rng), _labelled(rng, n=120)
-        return MetricInputs(SPACE, real=real, fake=fake, real_labels=real_y,
+        return MetricInputs(SPACE, real=real, fake=fake + 1.5 if worse else fake, real_labels=real_y,
                             fake_labels=rng.permutation(fake_y) if worse else fake_y, ref="test")
     if needs == "labelled_probs":  # worse: the requested classes are not the ones the classifier sees
         probs = rng.dirichlet(np.full(5, 0.2), size=80)

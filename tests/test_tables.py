@@ -311,5 +311,5 @@ def test_representation_and_conditional_rows_land_in_their_family_tables(tmp_pat
     _, legend = tables["representation"]
     assert set(legend) == {"probe_acc", "probe_acc_10pc", "rec_mse", "probe_acc_pixels", "probe_acc_10pc_pixels"}
     cond, legend = tables["conditional"]
-    assert set(legend) == {"conditional_accuracy", "cas"}
+    assert set(legend) == {"conditional_accuracy", "cas", "fid_per_class", "precision_per_class", "recall_per_class"}
     assert list(cond.index)[0] == "m" and list(cond.index)[1].startswith("real data")

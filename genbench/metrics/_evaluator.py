@@ -166,7 +166,9 @@ def resolve(metrics: Iterable[str] | str | None, *, family: str | None,
     wanted: dict[str, tuple[MetricSpec, list[str]]] = {}
     for name in metrics:
         name = name.strip()
-        spec = spec_for_output(name if name in METRICS or "_" not in name else name.replace("_", "-"))
+        # an output (fid_per_class) or spec name (class-fid); a spec name may be written with _ (conditional_accuracy)
+        known = name in METRICS or "_" not in name or any(name in e.obj.outputs for e in METRICS.entries())
+        spec = spec_for_output(name if known else name.replace("_", "-"))
         if family is not None and spec.family != family:
             raise ValueError(f"metric {name!r} belongs to the {spec.family} family, not {family}; "
                              f"choose from: {', '.join(o for s in specs(family) for o in s.outputs)}")

@@ -2,6 +2,9 @@
 
 - ``conditional-accuracy``: the share of samples that the dataset's domain classifier assigns to
   the class requested for them (chance: 1 / n_classes for a generator that ignores its label);
+- ``class-fid``, ``class-precision-recall``: FID, precision and recall of each class's samples
+  against that class's real rows (features of the domain classifier), at equal n per class, averaged
+  over classes, beside their real-vs-real rows;
 - ``cas``: the Classification Accuracy Score (Ravuri & Vinyals, "Classification accuracy score
   for conditional generative models", NeurIPS 2019): a classifier trained on generated, labelled
   samples and tested on real test data. Here the classifier is a multinomial logistic regression
@@ -31,7 +34,8 @@ from genbench._validation import check_feature_pair, check_finite
 from genbench.metrics import Measurement, register_metric
 from genbench.results import MetricResult
 
-__all__ = ["classification_accuracy_score", "conditional_accuracy", "evaluate_conditional", "is_conditional"]
+__all__ = ["classification_accuracy_score", "conditional_accuracy", "evaluate_conditional", "is_conditional",
+           "per_class_fid", "per_class_precision_recall"]
 
 
 @register_metric("conditional-accuracy", family="conditional", needs="labelled_probs", direction="higher",
@@ -98,6 +102,90 @@ def classification_accuracy_score(real: Any, fake: Any, real_labels: Any, fake_l
                        n={"real": len(yr), "fake": len(yf)})
 
 
+def _class_pairs(real: Any, fake: Any, real_labels: Any, fake_labels: Any, *, seed: int,
+                 min_n: int) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], tuple[str, ...]]:
+    """Per class, real and generated rows at equal n (the smaller count; the larger set subsampled without
+    replacement, seeded), for the classes with at least ``min_n`` rows on both sides."""
+    real, fake = check_feature_pair(real, fake, metric="per-class metrics")
+    yr, yf = np.asarray(real_labels).reshape(-1), np.asarray(fake_labels).reshape(-1)
+    if len(yr) != len(real) or len(yf) != len(fake):
+        raise ValueError(f"labels: {len(yr)} real labels for {len(real)} rows, {len(yf)} sample labels for "
+                         f"{len(fake)} samples; give one class per row")
+    rng = np.random.default_rng(seed)
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    skipped = []
+    for c in np.union1d(np.unique(yr), np.unique(yf)):
+        ir, jf = np.flatnonzero(yr == c), np.flatnonzero(yf == c)
+        n = min(len(ir), len(jf))
+        if n < min_n:
+            skipped.append(f"{int(c)} ({len(ir)} real, {len(jf)} generated)")
+            continue
+        out[int(c)] = (real[np.sort(rng.choice(ir, n, replace=False))], fake[np.sort(rng.choice(jf, n, replace=False))])
+    if not out:
+        raise ValueError(f"no class has {min_n} real and {min_n} generated rows; per-class metrics need at least "
+                         f"that many of each class (classes: {', '.join(skipped)})")
+    warn = (f"classes left out, fewer than {min_n} rows on a side: {', '.join(skipped)}",) if skipped else ()
+    return out, warn
+
+
+def _over_classes(values: dict[int, float], n: dict[int, int], warn: tuple[str, ...], what: str) -> Measurement:
+    v = np.array(list(values.values()))
+    note = (f"per-class {what} at equal n per class (n = {min(n.values())}..{max(n.values())}): at small n these "
+            "are biased (FID up, recall down); read them beside the real-vs-real row of the same protocol")
+    return Measurement(float(v.mean()), std=float(v.std(ddof=1)) if len(v) > 1 else None, std_kind="classes",
+                       params={"per_class": {str(c): float(x) for c, x in values.items()},
+                               "n_per_class": {str(c): int(k) for c, k in n.items()}},
+                       warnings=(*warn, note), n={"real": sum(n.values()), "fake": sum(n.values())})
+
+
+@register_metric("class-fid", family="conditional", needs="labelled", direction="lower", outputs=("fid_per_class",))
+def per_class_fid(real: Any, fake: Any, real_labels: Any, fake_labels: Any, *, seed: int = 0) -> Measurement:
+    """FID between the real rows and the samples of each class (features), at equal n per class; mean over classes.
+
+    The std is the spread over classes (``std_kind="classes"``); ``params["per_class"]`` has each class's FID.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0); y = np.arange(400) % 2
+    >>> x = rng.normal(size=(400, 2)) + 5 * y[:, None]
+    >>> per_class_fid(x, x, y, y).value < 1e-9
+    True
+    """
+    from genbench.metrics.quality import frechet_distance
+
+    pairs, warn = _class_pairs(real, fake, real_labels, fake_labels, seed=seed, min_n=2)
+    return _over_classes({c: frechet_distance(r, f) for c, (r, f) in pairs.items()},
+                         {c: len(r) for c, (r, _) in pairs.items()}, warn, "FID")
+
+
+@register_metric("class-precision-recall", family="conditional", needs="labelled", direction="higher",
+                 outputs=("precision_per_class", "recall_per_class"), protocol_params={"k": "k"})
+def per_class_precision_recall(real: Any, fake: Any, real_labels: Any, fake_labels: Any, *, k: int = 3,
+                               seed: int = 0) -> dict[str, Measurement]:
+    """Improved precision and recall (k-NN balls) per class at equal n per class; means over classes.
+
+    A conditional model can score well on pooled precision/recall while drawing the wrong class's
+    images for a label; per class, each class's samples are compared with that class's real rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0); y = np.arange(400) % 2
+    >>> x = rng.normal(size=(400, 2)) + 5 * y[:, None]
+    >>> out = per_class_precision_recall(x, x, y, y)
+    >>> out["precision_per_class"].value, out["recall_per_class"].value
+    (1.0, 1.0)
+    """
+    from genbench.metrics.quality import precision_recall
+
+    pairs, warn = _class_pairs(real, fake, real_labels, fake_labels, seed=seed, min_n=k + 2)
+    pr = {c: precision_recall(r, f, k=k) for c, (r, f) in pairs.items()}
+    n = {c: len(r) for c, (r, _) in pairs.items()}
+    return {"precision_per_class": _over_classes({c: v[0] for c, v in pr.items()}, n, warn, "precision"),
+            "recall_per_class": _over_classes({c: v[1] for c, v in pr.items()}, n, warn, "recall")}
+
+
 def is_conditional(gen: Any) -> bool:
     """Whether ``gen`` takes requested classes: an ``n_classes`` attribute and ``sample(..., labels=...)``."""
     import inspect
@@ -110,18 +198,21 @@ def is_conditional(gen: Any) -> bool:
 
 def evaluate_conditional(gen: Any, dataset: Any, *, n: int, seed: int = 0,
                          class_probs: Callable[[torch.Tensor], Any] | None = None,
+                         features: Callable[[torch.Tensor], Any] | None = None,
                          space: str = "classifier") -> list[MetricResult]:
     """Conditional rows for a class-conditional generator on a labelled image dataset.
 
     Draws ``n`` samples for balanced requested labels (seeded); ``class_probs(x) -> (N, C)`` (the
     dataset's domain classifier, given by the caller, whose id is ``space``) gives
-    ``conditional_accuracy``; CAS is computed on the test split, beside ``cas_real`` (the same
-    classifier trained on ``n`` real training examples).
+    ``conditional_accuracy``; ``features(x) -> (N, D)`` (the same extractor) gives the per-class FID,
+    precision and recall against the test split, beside their real-vs-real rows (``fid_per_class_real``...:
+    real training rows of each class against the test rows, at the same n per class); CAS is computed
+    on the test split, beside ``cas_real`` (the same classifier trained on ``n`` real training examples).
 
     Returns
     -------
-    list of MetricResult (``conditional_accuracy`` when ``class_probs`` is given, ``cas``,
-    ``cas_real``); empty when the dataset has no labels or no train/test split.
+    list of MetricResult (``conditional_accuracy`` when ``class_probs`` is given, the per-class rows when
+    ``features`` is given, ``cas``, ``cas_real``); empty when the dataset has no labels or no train/test split.
     """
     from genbench.metrics._evaluator import MetricInputs, evaluate_metrics
 
@@ -136,13 +227,24 @@ def evaluate_conditional(gen: Any, dataset: Any, *, n: int, seed: int = 0,
     rows = [] if probs is None else evaluate_metrics(
         MetricInputs(space, fake_probs=probs, fake_labels=labels.numpy()), family="conditional", seed=seed)
     te, tr = dataset.split("test"), dataset.split("train")
+    if features is not None:
+        per_class = ["fid_per_class", "precision_per_class", "recall_per_class"]
+        real_f = np.asarray(features(te.x))
+        labelled = MetricInputs(space, real=real_f, fake=np.asarray(features(fake)), real_labels=te.y.numpy(),
+                                fake_labels=labels.numpy(), ref="test")
+        rows += evaluate_metrics(labelled, metrics=per_class, seed=seed)
+        rows += evaluate_metrics(
+            MetricInputs(space, real=real_f, fake=np.asarray(features(tr.x)), real_labels=te.y.numpy(),
+                         fake_labels=tr.y.numpy(), ref="test"), metrics=per_class, seed=seed, suffix="_real",
+            note="real vs real: the training split's rows of each class against the test split's, at the same n per "
+                 "class (the value a perfect conditional model reaches)")
 
     def flat(a: torch.Tensor) -> np.ndarray:
         return a.reshape(len(a), -1).numpy()
 
     real_x, real_y = flat(te.x), te.y.numpy()
     rows += evaluate_metrics(MetricInputs("pixels", real=real_x, fake=flat(fake), real_labels=real_y,
-                                          fake_labels=labels.numpy(), ref="test"), family="conditional", seed=seed)
+                                          fake_labels=labels.numpy(), ref="test"), metrics=["cas"], seed=seed)
     # the ceiling: the same classifier trained on real training images, as many as the samples
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.permutation(len(tr.x))[: min(n, len(tr.x))])

@@ -38,7 +38,8 @@ FAMILIES = {
     "coverage": ("modes-captured", "hq-share", "mode-kl", "classes-covered", "class-kl"),
     "representation": ("probe_acc", "probe_acc_10pc", "rec_mse", "probe_acc_pixels", "probe_acc_10pc_pixels",
                        "probe_acc_random", "probe_acc_10pc_random"),
-    "conditional": ("conditional_accuracy", "cas", "cas_real"),
+    "conditional": ("conditional_accuracy", "fid_per_class", "precision_per_class", "recall_per_class", "cas",
+                    "fid_per_class_real", "precision_per_class_real", "recall_per_class_real", "cas_real"),
 }
 FAMILY_ORDER = ("quality", "likelihood", "overfitting", "coverage", "representation", "conditional", "training",
                 "other")
