@@ -289,6 +289,25 @@ def test_select_gan_sigma_finds_the_true_observation_noise():
     assert table[1]["mean_ll"] > max(table[0]["mean_ll"], table[2]["mean_ll"])
 
 
+def test_sigma_climb_chooses_as_the_full_grid_with_fewer_ais_runs():
+    m = PPCA(s=0.3)
+    val = m.sample(30, seed=9)
+    kw = dict(n_steps=100, n_chains=4)
+    full_sigma, full = select_gan_sigma(LinearGAN(m), val, grid=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), search="grid",
+                                        **kw)
+    by = {r["sigma"]: r["mean_ll"] for r in full}
+    assert full_sigma == 0.3
+    # best at the middle: 3 of 5 scored; best left of the middle; best at the edge after a walk
+    cases = (((0.03, 0.1, 0.3, 1.0, 3.0), [0.1, 0.3, 1.0]), ((0.1, 0.3, 1.0, 3.0, 10.0), [0.1, 0.3, 1.0, 3.0]),
+             ((0.01, 0.03, 0.1, 0.3), [0.01, 0.03, 0.1, 0.3]))
+    for grid, scored in cases:
+        sigma, table = select_gan_sigma(LinearGAN(m), val, grid=grid, **kw)
+        assert sigma == 0.3 and [r["sigma"] for r in table] == scored
+        assert all(r["mean_ll"] == by[r["sigma"]] for r in table)  # the same estimates as the full grid's
+    with pytest.raises(ValueError, match="search must be"):
+        select_gan_sigma(LinearGAN(m), val, grid=grid, search="golden")
+
+
 def test_evaluate_ais_rows_for_a_latent_model_and_a_gan():
     m = PPCA(s=0.3)
     test, val = m.sample(10, seed=10), m.sample(20, seed=11)
