@@ -493,13 +493,14 @@ def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: 
         t = time.perf_counter()
         metrics += evaluate_likelihood(dataset=ds, samples=fake, model=gen, k=ev.iwae_k,
                                        n_test=ev.n_test or None, seed=derive_seed(seed, "likelihood"),
-                                       gmm_components=ev.gmm_components or None, device=device)
+                                       protocol_seed=seed, gmm_components=ev.gmm_components or None, device=device)
         if ev.ais_steps and _ais_applies(gen):
             from genbench.metrics.likelihood import evaluate_ais
 
             metrics += evaluate_ais(gen, ds.split(ev.reference).x[: ev.ais_n_test], ds.split("val").x,
                                     ref=ev.reference, n_steps=ev.ais_steps, n_chains=ev.ais_chains,
-                                    levels=ds.info.levels, seed=derive_seed(seed, "ais"), device=device)
+                                    levels=ds.info.levels, seed=derive_seed(seed, "ais"), protocol_seed=seed,
+                                    device=device)
         timings["likelihood_s"] = time.perf_counter() - t
     if "representation" in families and hasattr(gen, "encode"):
         from genbench.metrics.representation import evaluate_representation

@@ -863,11 +863,13 @@ def ais_measure(model: Any, test: Any, *, validation: Any = None, n_steps: int =
 
 
 def evaluate_ais(model: Any, test: Any, validation: Any = None, *, ref: str = "test", seed: int = 0,
-                 device: Any = None, **settings: Any) -> list[MetricResult]:
+                 protocol_seed: int | None = None, device: Any = None, **settings: Any) -> list[MetricResult]:
     """One ``ais`` row for ``model`` on ``test`` through the generic evaluator; ``settings`` are
-    :func:`ais_measure`'s keywords (``n_steps``, ``n_chains``, ``sigma``, ``levels``...)."""
+    :func:`ais_measure`'s keywords (``n_steps``, ``n_chains``, ``sigma``, ``levels``...). ``protocol_seed``
+    is the seed the row's protocol records (default ``seed``): the evaluation's own seed when ``seed``
+    was derived from it for AIS's random streams, as the other families' rows record it."""
     from genbench.metrics._evaluator import MetricInputs, evaluate_metrics
 
     inputs = MetricInputs(None, model=model, x=_as_input(test, "test"), ref=ref)
-    return evaluate_metrics(inputs, metrics=["ais"], seed=seed, device=device,
+    return evaluate_metrics(inputs, metrics=["ais"], seed=seed, protocol_seed=protocol_seed, device=device,
                             settings={"ais": {"validation": validation, **settings}})

@@ -68,7 +68,7 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
                         train_subset: int | None = None, n_val: int | None = 1000,
                         parzen_grid: Sequence[float] | None = None, gmm_components: Sequence[int] | None = None,
                         gmm_covariance: str | None = None, elbo_samples: int = 16, batch_size: int = 64,
-                        model_space: str | None = None) -> list[MetricResult]:
+                        model_space: str | None = None, protocol_seed: int | None = None) -> list[MetricResult]:
     """Every likelihood number that applies to a dataset, generated samples and (optionally) a model.
 
     For each estimator the same computation runs on the test split (``ref=test``), on a training
@@ -102,6 +102,8 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
         always in the protocol name).
     parzen, gmm : whether to run the sample-based estimators.
     seed : seeds the train subset, the GMM initialisation and the importance samples.
+    protocol_seed : the seed the rows' protocols record (default ``seed``): the evaluation's own seed
+        when ``seed`` was derived from it for this family, as the other families' rows record it.
     device : torch device for Parzen distance blocks and model calls.
     train_subset : training examples for the ``ref=train`` rows (None = as many as test), drawn
         without replacement by ``seed``.
@@ -144,6 +146,7 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
     idx = np.sort(np.random.default_rng(seed).choice(len(train_all), size=m, replace=False))
     train_x = train_all[torch.from_numpy(idx)]
     out: list[MetricResult] = []
+    pseed = seed if protocol_seed is None else protocol_seed
 
     def triple(name: str, inputs: MetricInputs, refs: dict[str, Any], settings: dict[str, Any]) -> None:
         """The estimator on test and on the train subset (one model selection, shared through ``inputs``),
@@ -153,7 +156,7 @@ def evaluate_likelihood(*, dataset: Any, samples: Any = None, model: Any = None,
             got: dict[str, Measurement] = {}
             (row,) = evaluate_metrics(inputs.for_split(x, ref), metrics=[name], settings={name: settings},
                                       seed=seed, device=device, measurements=got)
-            rows[ref] = row.with_(protocol=row.protocol.with_(seed=seed))
+            rows[ref] = row.with_(protocol=row.protocol.with_(seed=pseed))
             parts[ref] = got[name].parts
         gap = _gap_row(name, rows["train"], rows["test"], parts["train"], parts["test"])
         out.extend([rows["test"], rows["train"], gap])
