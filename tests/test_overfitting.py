@@ -254,3 +254,23 @@ def test_likelihood_gap_not_flagged_without_a_gap():
     assert abs(r.params["z"]) < 3 and not r.params["flagged"]
     with pytest.raises(ValueError, match="non-finite"):
         likelihood_gap(np.array([-1.0, np.inf]), np.array([-1.0, -2.0]))
+
+
+def test_data_side_neighbours_are_shared_between_sample_sets(monkeypatch):
+    import genbench.metrics.overfitting as ov
+
+    rng = np.random.default_rng(5)
+    train, held = rng.normal(size=(300, 6)), rng.normal(size=(80, 6))
+    calls = []
+    real_nn = ov.nearest_neighbours
+    monkeypatch.setattr(ov, "nearest_neighbours", lambda q, r, **k: calls.append(len(q)) or real_nn(q, r, **k))
+    monkeypatch.setattr(ov, "_DATA_SIDE", {})
+    a = ov.train_neighbours(rng.normal(size=(50, 6)), train, held)
+    b = ov.train_neighbours(rng.normal(size=(40, 6)), train, held)
+    assert calls == [50, 80, 300, 40]  # the held-out and train-to-train searches ran once
+    assert np.array_equal(a.train_dist, b.train_dist) and np.array_equal(a.heldout_index, b.heldout_index)
+    monkeypatch.setattr(ov, "_DATA_SIDE", {})  # afresh: the same numbers
+    c = ov.train_neighbours(rng.normal(size=(40, 6)), train, held)
+    assert np.array_equal(c.train_dist, a.train_dist) and np.array_equal(c.heldout_dist, a.heldout_dist)
+    other = ov.train_neighbours(rng.normal(size=(40, 6)), train[:-1], held)  # other data: searched again
+    assert len(other.train_dist) == 299 and calls[-2:] == [80, 299]
