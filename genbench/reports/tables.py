@@ -31,7 +31,8 @@ from genbench.store import STORE_NAME, ResultsStore
 # Metric name -> family, for grouping the printed tables (reports must not import the metric
 # modules, which import torch; a name not listed here is shown under "other").
 FAMILIES = {
-    "quality": ("is", "is_real", "fid", "kid", "precision", "recall", "density", "coverage", "vendi", "vendi_real"),
+    "quality": ("is", "is_real", "fid", "fid-inf", "kid", "precision", "recall", "density", "coverage", "vendi",
+                "vendi_real"),
     "likelihood": ("exact-loglik", "iwae", "elbo", "bound-loglik", "ais", "parzen", "gmm", "true-loglik",
                    "exact-loglik-gap", "iwae-gap", "elbo-gap", "bound-loglik-gap", "parzen-gap", "gmm-gap"),
     "overfitting": ("nn-median-ratio", "copy-rate", "transform-copy-rate", "authenticity", "ct", "likelihood-gap"),
