@@ -334,7 +334,10 @@ def _separation_store(res):
                 MetricResult("precision", prec, proto("precision"), higher_is_better=True),
                 MetricResult("recall", rec, proto("recall"), std=0.005, std_kind="subsamples", higher_is_better=True),
                 MetricResult("recall_real", 0.85, proto("recall_real"), std=0.05, std_kind="subsamples",
-                             higher_is_better=True, params={"real_vs_real": "train"})]
+                             higher_is_better=True, params={"real_vs_real": "train"}),
+                # the real data's own score, the same in every model's row: it measures no model
+                MetricResult("vendi_real", 6.868, Protocol("vendi_real", space="dom", n={"real": 180}, ref="test"),
+                             std=0.08, std_kind="subsamples", higher_is_better=True)]
         _cell_record(res, store, f"{gen}-0", name=gen, seed=0, metrics=rows)
     # a control inside the spread of the best is a reference, never marked
     _cell_record(res, store, "copycat-0", name="copycat", seed=0, control=True,
@@ -365,6 +368,9 @@ def test_cells_within_the_combined_spread_of_the_best_are_marked_and_far_ones_ar
     # precision has no ±: never marked, whatever the spread
     assert all(val[(m, "precision")].tied is None for m in ("vae", "gan", "aae"))
     assert col["precision"] not in t.separates and col["precision"] not in t.separation
+    # a column with one value for every model measures none of them: not judged
+    assert all(val[(m, "vendi_real")].tied is None for m in ("vae", "gan", "aae"))
+    assert col["vendi_real"] not in t.separates and col["vendi_real"] not in t.separation
     # recall: 0.82 vs 0.80 is 2.8 of its own combined ± (not tied), but the models' range 0.02 is below the
     # real-vs-real row's ± 0.05: the protocol cannot tell these models apart either
     assert val[("vae", "recall")].tied is False and val[("gan", "recall")].best

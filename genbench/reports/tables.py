@@ -640,11 +640,15 @@ def _judge_separation(t: Table, c: Column) -> None:
       real-vs-real row's own ±.
 
     Nothing is judged in a column without a direction, or where the best model has no ±: digits
-    without an uncertainty are never marked.
+    without an uncertainty are never marked. Nor where every model has the same value: such a column
+    does not measure the models (the real data's own IS in ``is_real``, the true density's
+    ``true-loglik``), so there is nothing to separate.
     """
     rows = {r.key: r for r in t.rows}
     models = [(rk, v) for (rk, ck), v in t.values.items() if ck == c.key and rk in rows and not rows[rk].control]
     if len(models) < 2 or any(c.score(v.mean) is None for _, v in models):
+        return
+    if len({v.mean for _, v in models}) == 1:
         return
     _, best = min(models, key=lambda m: c.score(m[1].mean))  # type: ignore[arg-type, return-value]
     s_best = _finite_std(best)
