@@ -15,6 +15,8 @@ from genbench.metrics.quality import (
     QualityWarning,
     density_coverage,
     evaluate_quality,
+    fid_inf_sizes,
+    fid_infinity,
     frechet_distance,
     frechet_distance_from_stats,
     inception_score,
@@ -121,6 +123,60 @@ def test_fid_from_stats_bad_shapes():
         frechet_distance_from_stats(np.zeros(3), np.eye(2), np.zeros(3), np.eye(3))
     with pytest.raises(ValueError, match="mu2 has length 2"):
         frechet_distance_from_stats(np.zeros(3), np.eye(3), np.zeros(2), np.eye(3))
+
+
+# ---------------------------------------------------------------------------------------- FID∞
+
+
+def _shifted_gaussians(seed, d, n, mu2):
+    """N(0, I) and N(mu, I) samples in d dimensions, |mu|^2 = mu2: the population FID is exactly mu2."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.normal(size=(n, d)) + np.full(d, math.sqrt(mu2 / d))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fid_inf_removes_the_finite_n_bias_of_two_gaussians(seed):
+    # d=16, n=400: FID's upward bias (~0.4 here) is larger than the sets' own sampling noise, so the
+    # extrapolation's gain shows on every seed. Stated tolerance: FID-inf within 0.3 of the truth.
+    truth = 1.0
+    real, fake = _shifted_gaussians(seed, 16, 400, truth)
+    m = fid_infinity(real, fake, seed=seed)
+    fid = frechet_distance(real, fake)
+    assert abs(m.value - truth) < abs(fid - truth), (m.value, fid)
+    assert abs(m.value - truth) < 0.3
+    assert m.params["fid_at_n"] == pytest.approx(fid, rel=1e-9)  # the largest size is both whole sets
+    assert m.std_kind == "fit" and m.std > 0 and m.params["sizes"] == fid_inf_sizes(400).tolist()
+    assert len(m.params["fid_at_sizes"]) == len(m.params["sizes"]) and m.params["slope"] > 0
+
+
+def test_fid_inf_of_one_distribution_is_near_zero_and_of_one_set_is_zero():
+    # two independent samples of N(0, I): FID at n=300 sits near 0.56; FID-inf within 3 of its std of 0
+    for seed in range(5):
+        real, fake = _shifted_gaussians(seed, 16, 300, 0.0)
+        m = fid_infinity(real, fake, seed=seed)
+        assert abs(m.value) < 3 * m.std and abs(m.value) < 0.2, (seed, m.value, m.std)
+        assert frechet_distance(real, fake) > 0.4
+    # a set against itself: the same subsets of both at every size, so 0 at every size and in the limit
+    x = np.random.default_rng(0).normal(size=(120, 5))
+    m = fid_infinity(x, x)
+    assert abs(m.value) < 1e-9 and max(abs(v) for v in m.params["fid_at_sizes"]) < 1e-9
+
+
+def test_fid_inf_is_seeded_and_says_when_sizes_fall_below_the_feature_width():
+    real, fake = _shifted_gaussians(0, 8, 100, 1.0)
+    assert fid_infinity(real, fake, seed=3) == fid_infinity(real, fake, seed=3)
+    assert fid_infinity(real, fake, seed=3).value != fid_infinity(real, fake, seed=4).value
+    with pytest.warns(QualityWarning, match="at or below the feature width d=8"):
+        fid_infinity(real[:, :8], fake[:, :8], min_fraction=0.05)
+    with pytest.raises(ValueError, match="sizes must be an integer >= 3"):
+        fid_infinity(real, fake, sizes=2)
+    with pytest.raises(ValueError, match="min_fraction must be in"):
+        fid_infinity(real, fake, min_fraction=1.0)
+    with pytest.raises(ValueError, match="at least 3 distinct set sizes"):
+        fid_infinity(real[:5], fake[:5], min_fraction=0.9)
+    # unequal sets: both are subsampled to each size up to the smaller n
+    m = fid_infinity(real, fake[:60])
+    assert m.params["sizes"][-1] == 60
 
 
 # ------------------------------------------------------------------------------------------ IS
@@ -338,8 +394,8 @@ def test_evaluate_quality_rows_protocols_and_reduced_kid_subset():
     rows = evaluate_quality(real, fake, fake_probs=probs, extractor_id="domain-digits-1234abcd", ref_split="test",
                             seed=0, extractor_info={"test_accuracy": 0.98})
     by = {r.metric: r for r in rows}
-    assert [r.metric for r in rows] == ["fid", "is", "kid", "precision", "recall", "density", "coverage", "vendi",
-                                        "vendi_real"]
+    assert [r.metric for r in rows] == ["fid", "fid-inf", "is", "kid", "precision", "recall", "density", "coverage",
+                                        "vendi", "vendi_real"]
     assert str(by["fid"].protocol) == "fid@domain-digits-1234abcd/n=359v300/ref=test"
     assert str(by["kid"].protocol) == "kid@domain-digits-1234abcd/n=359v300/ref=test/m=300/subsets=100/seed=0"
     assert str(by["precision"].protocol).endswith("/k=3") and str(by["coverage"].protocol).endswith("/k=5")
@@ -403,7 +459,7 @@ def test_evaluate_quality_metric_selection_and_errors():
 
 
 def test_every_quality_metric_is_registered_with_metadata_and_evaluated():
-    public = {"fid": frechet_distance, "is": inception_score, "kid": kernel_inception_distance,
+    public = {"fid": frechet_distance, "fid-inf": fid_infinity, "is": inception_score, "kid": kernel_inception_distance,
               "precision-recall": q.precision_recall_parts, "density-coverage": q.density_coverage_parts}
     # every metric function of the module is registered under its name ...
     for name, fn in public.items():

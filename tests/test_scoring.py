@@ -32,9 +32,10 @@ def test_score_npz_against_digits(tmp_path, cache, digits):
     spec = write_npz(tmp_path / "fake.npz", fake)
     rows = score(spec, "digits", cache_dir=cache, families=Q)
     by = {r.metric: r for r in rows}
-    assert list(by) == ["fid", "is", "is_real", "kid", "precision", "recall", "density", "coverage", "vendi",
-                        "vendi_real", "fid_real", "kid_real", "precision_real", "recall_real", "density_real",
-                        "coverage_real"]  # the real-vs-real rows: the train split against test, same protocol
+    assert list(by) == ["fid", "fid-inf", "is", "is_real", "kid", "precision", "recall", "density", "coverage",
+                        "vendi", "vendi_real", "fid_real", "fid-inf_real", "kid_real", "precision_real",
+                        "recall_real", "density_real", "coverage_real"]
+    # (the *_real rows are the real-vs-real rows: the train split against test, same protocol)
     assert by["fid_real"].params["real_vs_real"] == "train" and by["fid_real"].n == by["fid"].n
     ext = get_extractor("domain:digits", cache_dir=cache)
     # equal n: the 359 test images are subsampled to the 300 samples, 5 times (mean ± std over subsamples)

@@ -313,3 +313,102 @@ def test_representation_and_conditional_rows_land_in_their_family_tables(tmp_pat
     cond, legend = tables["conditional"]
     assert set(legend) == {"conditional_accuracy", "cas", "fid_per_class", "precision_per_class", "recall_per_class"}
     assert list(cond.index)[0] == "m" and list(cond.index)[1].startswith("real data")
+
+
+# ---------------------------------------------------------------------------------------------
+# saying when n is too small to separate the models
+
+
+def _separation_store(res):
+    """Three models and a control at n=180, one seed each, with the real-vs-real row: fid far apart, kid within
+    the subsample spread, precision without any ±, recall apart by its own ± but within the real-vs-real row's."""
+    store = ResultsStore(res)
+
+    def proto(metric, **kw):
+        return Protocol(metric, space="dom", n={"real": 180, "fake": 180}, ref="test", fixed={"subsamples": 5}, **kw)
+
+    cells = {"vae": (10.0, 0.10, 0.9, 0.80), "gan": (20.0, 0.12, 0.5, 0.82), "aae": (30.0, 0.13, 0.7, 0.81)}
+    for gen, (fid, kid, prec, rec) in cells.items():
+        rows = [MetricResult("fid", fid, proto("fid"), std=0.5, std_kind="subsamples", higher_is_better=False),
+                MetricResult("kid", kid, proto("kid"), std=0.05, std_kind="subsamples", higher_is_better=False),
+                MetricResult("precision", prec, proto("precision"), higher_is_better=True),
+                MetricResult("recall", rec, proto("recall"), std=0.005, std_kind="subsamples", higher_is_better=True),
+                MetricResult("recall_real", 0.85, proto("recall_real"), std=0.05, std_kind="subsamples",
+                             higher_is_better=True, params={"real_vs_real": "train"}),
+                # the real data's own score, the same in every model's row: it measures no model
+                MetricResult("vendi_real", 6.868, Protocol("vendi_real", space="dom", n={"real": 180}, ref="test"),
+                             std=0.08, std_kind="subsamples", higher_is_better=True)]
+        _cell_record(res, store, f"{gen}-0", name=gen, seed=0, metrics=rows)
+    # a control inside the spread of the best is a reference, never marked
+    _cell_record(res, store, "copycat-0", name="copycat", seed=0, control=True,
+                 metrics=[MetricResult("kid", 0.101, proto("kid"), std=0.05, std_kind="subsamples",
+                                       higher_is_better=False)])
+    return store
+
+
+def test_cells_within_the_combined_spread_of_the_best_are_marked_and_far_ones_are_not(tmp_path):
+    from genbench.reports.tables import TIE_RULE, build_tables
+
+    res = tmp_path / "r"
+    _separation_store(res)
+    df = load_frame(res)
+    (t,) = build_tables(df)["digits"]
+    col = {c.label: c.key for c in t.columns}
+    val = {(r.label, c.label): t.values[(r.key, c.key)] for r in t.rows for c in t.columns
+           if (r.key, c.key) in t.values}
+    # fid: 10 vs 20 vs 30, each ± 0.5: separated, nothing marked, no note
+    assert [val[(m, "fid")].tied for m in ("vae", "gan", "aae")] == [False, False, False]
+    assert t.separates[col["fid"]] is True and col["fid"] not in t.separation
+    # kid: 0.12 - 0.10 = 0.02 <= sqrt(0.05^2 + 0.05^2): tied with the best, and so is every model: a note
+    assert (val[("vae", "kid")].tied, val[("gan", "kid")].tied, val[("aae", "kid")].tied) == (False, True, True)
+    assert val[("vae", "kid")].best and not val[("gan", "kid")].best
+    assert t.separation[col["kid"]] == ("at n=180 kid does not separate these models (differences within the "
+                                        "subsample spread)")
+    assert val[("copycat (control)", "kid")].tied is None  # controls are references
+    # precision has no ±: never marked, whatever the spread
+    assert all(val[(m, "precision")].tied is None for m in ("vae", "gan", "aae"))
+    assert col["precision"] not in t.separates and col["precision"] not in t.separation
+    # a column with one value for every model measures none of them: not judged
+    assert all(val[(m, "vendi_real")].tied is None for m in ("vae", "gan", "aae"))
+    assert col["vendi_real"] not in t.separates and col["vendi_real"] not in t.separation
+    # recall: 0.82 vs 0.80 is 2.8 of its own combined ± (not tied), but the models' range 0.02 is below the
+    # real-vs-real row's ± 0.05: the protocol cannot tell these models apart either
+    assert val[("vae", "recall")].tied is False and val[("gan", "recall")].best
+    assert t.separation[col["recall"]] == ("at n=180 recall does not separate these models (the models' range "
+                                           "0.02 is below the real-vs-real row's ± 0.05)")
+    # the printed table: ≈ on the tied cells, the rule and the notes under the table
+    quality, _ = comparison_tables(df)["digits"]["quality"]
+    assert quality.loc["gan", "kid"] == "≈0.12 ± 0.05" and quality.loc["vae", "kid"] == "0.1 ± 0.05"
+    assert quality.loc["gan", "fid"] == "20 ± 0.5" and quality.loc["gan", "precision"] == "0.5"
+    assert quality.loc["copycat (control)", "kid"] == "0.101 ± 0.05"
+    text = format_comparison(df)
+    assert TIE_RULE in text and "at n=180 kid does not separate these models" in text
+    assert "fid does not separate" not in text and "precision does not separate" not in text
+
+
+def test_separation_reaches_the_csv_markdown_and_html(tmp_path):
+    import pandas as pd
+
+    from genbench.reports.html import render_html, render_markdown
+    from genbench.reports.tables import wide_csv_frames
+
+    res = tmp_path / "r"
+    _separation_store(res)
+    df = load_frame(res)
+    wide = wide_csv_frames(df)["digits"].set_index("model")
+    kid = "kid@dom/n=180v180/ref=test/subsamples=5"
+    fid, prec = kid.replace("kid", "fid"), kid.replace("kid", "precision")
+    assert wide[f"{kid}_tied_with_best"].to_dict() == {"aae": True, "gan": True, "vae": False,
+                                                        "copycat (control)": None,
+                                                        "real data (train vs reference)": None}
+    assert set(wide[f"{kid}_separates_models"]) == {False} and set(wide[f"{fid}_separates_models"]) == {True}
+    assert not wide[f"{fid}_tied_with_best"].fillna(False).any()
+    assert wide[f"{prec}_tied_with_best"].isna().all() and wide[f"{prec}_separates_models"].isna().all()
+    # the CSV round trip keeps them readable
+    back = pd.read_csv(pd.io.common.StringIO(wide.reset_index().to_csv(index=False))).set_index("model")
+    assert back.loc["gan", f"{kid}_tied_with_best"] == True  # noqa: E712 (a CSV bool, read back as object)
+    md = render_markdown(df, df.attrs["runs"], title="t")
+    assert "≈0.12 ± 0.05" in md and "- **kid**: at n=180 kid does not separate these models" in md
+    html = render_html(res, df, df.attrs["runs"])
+    assert 'class=" tied"' in html and "at n=180 kid does not separate these models" in html
+    assert "|difference| &lt;= 1 x sqrt" in html and "|difference| <= 1" not in html  # escaped

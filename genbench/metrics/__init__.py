@@ -74,7 +74,8 @@ def spec_for_output(output: str) -> MetricSpec:
 
 
 _PUBLIC = {
-    "frechet_distance": "quality", "frechet_distance_from_stats": "quality", "inception_score": "quality",
+    "frechet_distance": "quality", "frechet_distance_from_stats": "quality", "fid_infinity": "quality",
+    "inception_score": "quality",
     "kernel_inception_distance": "quality", "precision_recall": "quality", "density_coverage": "quality",
     "feature_statistics": "quality", "parzen_log_likelihood": "likelihood", "select_parzen_sigma": "likelihood",
     "parzen_estimate": "likelihood", "gmm_log_likelihood": "likelihood",

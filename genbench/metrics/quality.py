@@ -34,9 +34,9 @@ from genbench.metrics._spec import Measurement, MetricWarning
 from genbench.results import MetricResult, Protocol
 
 __all__ = [
-    "QualityWarning", "density_coverage", "evaluate_quality", "feature_statistics", "frechet_distance",
-    "frechet_distance_from_stats", "inception_score", "kernel_inception_distance", "precision_recall",
-    "quality_protocol",
+    "QualityWarning", "density_coverage", "evaluate_quality", "feature_statistics", "fid_inf_sizes", "fid_infinity",
+    "frechet_distance", "frechet_distance_from_stats", "inception_score", "kernel_inception_distance",
+    "precision_recall", "quality_protocol",
 ]
 
 
@@ -212,6 +212,116 @@ def frechet_distance(real: Any, fake: Any, *, eps: float = 0.0) -> float:
         # a rank-deficient S_r (n <= d) has no Cholesky factor: go straight to its eigh root
         method = "eigh" if n_r <= d else "auto"
         return frechet_distance_from_stats(mu_r, s_r, mu_f, s_f, method=method)
+
+
+def fid_inf_sizes(n: int, sizes: int = 10, min_fraction: float = 0.25) -> np.ndarray:
+    """The set sizes FID∞ is fitted over: ``sizes`` evenly spaced integers from ``ceil(min_fraction * n)``
+    (at least 2) to ``n``, repeats dropped.
+
+    Examples
+    --------
+    >>> fid_inf_sizes(180).tolist()
+    [45, 60, 75, 90, 105, 120, 135, 150, 165, 180]
+    """
+    if not 0.0 < float(min_fraction) < 1.0:
+        raise ValueError(f"min_fraction must be in (0, 1); got {min_fraction!r}.")
+    sizes = check_positive_int(sizes, "sizes", minimum=3)
+    lo = max(2, math.ceil(float(min_fraction) * n))
+    return np.unique(np.round(np.linspace(lo, n, sizes)).astype(np.int64))
+
+
+@register_metric("fid-inf", family="quality", needs="features", direction="lower", uncertainty="fit",
+                 protocol_params={"sizes": "sizes", "min_fraction": "min_frac"},
+                 description="FID extrapolated to infinitely many samples: the intercept of FID(n) = FID∞ + k/n "
+                 "fitted over subsets of several sizes (Chong and Forsyth 2020)")
+def fid_infinity(real: Any, fake: Any, *, sizes: int = 10, min_fraction: float = 0.25, seed: int = 0) -> Measurement:
+    """FID∞: FID extrapolated to n → ∞ by a straight-line fit over 1/n (lower is better).
+
+    FID is biased upwards by roughly k/n, with k depending on the generator (Chong and Forsyth
+    2020), so FIDs at one finite n can rank models differently than their limits would. FID∞
+    computes FID on subsets of both sets at several sizes ``n_i`` (:func:`fid_inf_sizes`: ``sizes``
+    sizes from ``ceil(min_fraction * n)`` to ``n = min(n_real, n_fake)``), fits
+    ``FID(n_i) = FID∞ + k / n_i`` by least squares and reports the intercept.
+
+    Parameters
+    ----------
+    real, fake : array (n_real, d), (n_fake, d)
+        Features from the same extractor.
+    sizes : int
+        How many set sizes the line is fitted over (at least 3: the fit's standard error needs a
+        residual degree of freedom).
+    min_fraction : float in (0, 1)
+        The smallest size as a fraction of n.
+    seed : int
+        Subsets are drawn without replacement from ``np.random.default_rng(seed)``: at each size one
+        random order of ``range(max(n_real, n_fake))``, read as the first ``n_i`` indices below each
+        set's length. Both sets are exchangeable, so this is as random as separate draws, and a set
+        compared with itself scores exactly 0 at every size (separate draws would fit a small
+        positive intercept).
+
+    Returns
+    -------
+    Measurement
+        ``value`` = FID∞; ``std`` = the standard error of the fitted intercept (``std_kind="fit"``:
+        the scatter of the per-size FIDs about the line, not the sampling of the two sets
+        themselves, which equal-n subsample repeats measure); ``params``: ``sizes``, ``fid_at_sizes``
+        (per size), ``slope`` (k) and ``fid_at_n`` (FID at the largest size, both sets at n).
+
+    Notes
+    -----
+    Cheap: ``sizes`` FIDs at no more than n samples each. The 1/n model is asymptotic; sizes at or
+    below the feature width d (singular covariances) bend the curve, and a :class:`QualityWarning`
+    says so. FID∞ can be slightly negative for near-identical distributions (the fit's noise);
+    read it with its std.
+
+    References
+    ----------
+    Chong and Forsyth 2020, "Effectively Unbiased FID and Inception Score and where to find them", CVPR.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> m = fid_infinity(rng.normal(size=(400, 4)), rng.normal(size=(400, 4)) + [1.0, 0, 0, 0], seed=0)
+    >>> abs(m.value - 1.0) < 3 * m.std + 0.1, m.params["sizes"][-1]
+    (True, 400)
+    """
+    real, fake = check_feature_pair(real, fake, min_n=4, metric="FID∞",
+                                    fix="the fit needs at least 3 set sizes of at least 2 samples each")
+    n_r, d = real.shape
+    n_f = fake.shape[0]
+    n = min(n_r, n_f)
+    ns = fid_inf_sizes(n, sizes, min_fraction)
+    if len(ns) < 3:
+        raise ValueError(f"FID∞ needs at least 3 distinct set sizes; n={n} with min_fraction={min_fraction} gives "
+                         f"{ns.tolist()}. Provide more samples or lower min_fraction.")
+    rng = np.random.default_rng(seed)
+    vals = np.empty(len(ns))
+    with _blas_threads_for(d):
+        for i, m in enumerate(ns):
+            order = rng.permutation(max(n_r, n_f))
+            ir, jf = order[order < n_r][:m], order[order < n_f][:m]
+            mu_r, s_r = feature_statistics(real[ir])
+            mu_f, s_f = feature_statistics(fake[jf])
+            vals[i] = frechet_distance_from_stats(mu_r, s_r, mu_f, s_f, method="eigh" if m <= d else "auto")
+    x = 1.0 / ns.astype(np.float64)
+    design = np.c_[np.ones_like(x), x]
+    (intercept, slope), *_ = np.linalg.lstsq(design, vals, rcond=None)
+    resid = vals - design @ np.array([intercept, slope])
+    dof = len(ns) - 2
+    s2 = float(resid @ resid) / dof
+    sxx = float(((x - x.mean()) ** 2).sum())
+    se = math.sqrt(max(s2 * (1.0 / len(ns) + x.mean() ** 2 / sxx), 0.0))
+    if ns[0] <= d:
+        warnings.warn(
+            f"FID∞ fits set sizes from {int(ns[0])} to {int(ns[-1])}, some at or below the feature width d={d}: "
+            "there the covariances are singular and FID's bias is not linear in 1/n, so the extrapolation is "
+            "rougher than its fit error says (more samples, or a larger min_fraction, help).",
+            QualityWarning, stacklevel=2,
+        )
+    return Measurement(float(intercept), std=se, std_kind="fit",
+                       params={"sizes": ns.tolist(), "fid_at_sizes": vals.tolist(), "slope": float(slope),
+                               "fid_at_n": float(vals[-1])})
 
 
 # --------------------------------------------------------------------------------------------

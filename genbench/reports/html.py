@@ -27,6 +27,7 @@ from typing import Any
 from genbench._io import atomic_write_text
 from genbench.provenance import now_iso
 from genbench.reports.tables import (
+    TIE_RULE,
     NoResultsError,
     Table,
     all_rows,
@@ -175,21 +176,26 @@ def _table_ctx(t: Table) -> dict[str, Any]:
             v = t.values.get((r.key, c.key))
             if v is None:
                 cells.append({"text": "failed" if r.failed and not r.seeds else "", "v": "", "best": False,
-                              "title": "", "failed": bool(r.failed and not r.seeds), "no_unc": False, "warn": False})
+                              "title": "", "failed": bool(r.failed and not r.seeds), "no_unc": False, "warn": False,
+                              "tied": False})
                 continue
             unc = f"std over {v.n_seeds} seeds" if v.std_kind == "seeds" else (
                 f"± is {v.std_kind}" if v.std_kind else "no uncertainty recorded")
             title = f"{c.label}: mean {v.mean:.6g} over {v.n_seeds} seed(s) {list(v.seeds)}; {unc}"
+            if v.tied:
+                title += "\nnot separated from the best model of this column (≈): " + TIE_RULE
             if v.warnings:
                 title += "\nwarnings:\n" + "\n".join(f"- {w}" for w in v.warnings)
             cells.append({"text": v.text, "v": repr(v.mean), "best": v.best, "failed": False, "no_unc": v.std is None,
-                          "warn": bool(v.warnings), "title": title})
+                          "warn": bool(v.warnings), "title": title, "tied": bool(v.tied)})
         errors = [f"seed {s}: {e}" for s, e in r.failed]
         return {"label": r.label, "seeds": r.seeds_text, "n_seeds": len(r.seeds), "cells": cells, "errors": errors,
                 "gen": json.dumps({k: r.gen.get(k) for k in ("name", "label", "model", "train")}, sort_keys=True)}
 
     return {"title": t.title, "family": t.family, "group": t.group, "columns": cols,
-            "models": [row(r) for r in t.rows if not r.control], "refs": [row(r) for r in t.rows if r.control]}
+            "models": [row(r) for r in t.rows if not r.control], "refs": [row(r) for r in t.rows if r.control],
+            "separation": [{"label": c.label, "text": t.separation[c.key]} for c in t.columns if c.key in t.separation],
+            "tie_rule": TIE_RULE if t.tie_marks else ""}
 
 
 def _legend(tables: list[Table]) -> list[dict[str, Any]]:
@@ -435,7 +441,8 @@ def render_markdown(df, runs: list[dict[str, Any]], *, title: str, notes: list[s
               f"{len(failures(runs))} failed runs; genbench commit(s): {', '.join(commits)}.", "",
               "Rows are model configurations, `seeds` how many seeds were averaged; cells are mean ± std over seeds "
               "(one seed: the metric's own uncertainty, kind in the CSV). ↑ higher is better, ↓ lower is better, "
-              "→v best near v; **bold** is the best model (controls are references). Likelihood tables are split "
+              "→v best near v; **bold** is the best model (controls are references), ≈ a model not separated from "
+              "it by the column's ± (the rule is under each table that has one). Likelihood tables are split "
               "by estimator kind and unit: numbers in different tables are not comparable. Full protocols are in "
               "the CSV files and `report.html`.", ""]
     for ds, tables in build_tables(df, runs=runs, printed=True, split_likelihoods=True).items():
@@ -454,6 +461,11 @@ def render_markdown(df, runs: list[dict[str, Any]], *, title: str, notes: list[s
                     cells.append("" if v is None else (f"**{v.text}**" if v.best else v.text))
                 lines.append("| " + " | ".join(_md_escape(x) for x in [r.label, r.seeds_text] + cells) + " |")
             lines.append("")
+            if t.tie_marks:
+                lines += [_md_escape(TIE_RULE), ""]
+                lines += [f"- **{_md_escape(c.label)}**: {_md_escape(t.separation[c.key])}" for c in t.columns
+                          if c.key in t.separation]
+                lines += [""] if t.separation else []
     failed = failures(runs)
     if failed:
         lines += ["## Failed cells", ""]

@@ -13,6 +13,13 @@ there are. Configurations that share a label are told apart by the override valu
 are several, else the metric's own uncertainty (its kind is in the CSV's ``*_std_kind``).
 Controls are reference rows, marked ``(control)``. Failed cells are listed with their error.
 Wall-clock numbers (``train-seconds``) are not compared here: they are in the run list.
+
+Where a dataset is too small for a metric to separate the models, the tables say so (see
+:func:`_judge_separation` for the rule): a model cell within one combined standard deviation of its
+column's best model, ``|m_a - m_best| <= TIE_Z * sqrt(s_a^2 + s_best^2)``, is marked ``≈`` (tied with
+the best), and a column where every model is tied with the best, or where the models' range is
+smaller than the real-vs-real row's own ±, gets a note ("at n=180 fid does not separate these
+models ..."). Columns without a ± are never marked.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from genbench.store import STORE_NAME, ResultsStore
 # Metric name -> family, for grouping the printed tables (reports must not import the metric
 # modules, which import torch; a name not listed here is shown under "other").
 FAMILIES = {
-    "quality": ("is", "is_real", "fid", "kid", "precision", "recall", "density", "coverage", "vendi", "vendi_real"),
+    "quality": ("is", "is_real", "fid", "fid-inf", "kid", "precision", "recall", "density", "coverage", "vendi",
+                "vendi_real"),
     "likelihood": ("exact-loglik", "iwae", "elbo", "bound-loglik", "ais", "parzen", "gmm", "true-loglik",
                    "exact-loglik-gap", "iwae-gap", "elbo-gap", "bound-loglik-gap", "parzen-gap", "gmm-gap"),
     "overfitting": ("nn-median-ratio", "copy-rate", "transform-copy-rate", "authenticity", "ct", "likelihood-gap"),
@@ -45,6 +53,15 @@ FAMILY_ORDER = ("quality", "likelihood", "overfitting", "coverage", "representat
                 "other")
 _RANK = {m: i for fam in FAMILIES.values() for i, m in enumerate(fam)}
 KIND_ORDER = ("exact", "lower-bound", "estimate", None)
+
+#: a model cell whose difference from its column's best model is within TIE_Z combined standard deviations,
+#: sqrt(s_a^2 + s_best^2), is not separated from it: one draw of each could rank the two the other way
+TIE_Z = 1.0
+TIE_MARK = "≈"
+TIE_RULE = (f"{TIE_MARK}: not separated from the best model of its column at this n: |difference| <= {TIE_Z:g} x "
+            "sqrt(s^2 + s_best^2), s being each cell's ± (one draw of each could rank them the other way); models "
+            "only, columns without ± are never marked. A column note says where no model is separated from the best, "
+            "or the models' range is below the real-vs-real row's own ±.")
 
 
 def _row_family(metric: str, params: Any) -> str:
@@ -399,10 +416,13 @@ class Value:
     seeds: tuple[int, ...] = ()
     best: bool = False
     warnings: tuple[str, ...] = ()  # what the metric said the reader must know (n < d, duplicates, ...)
+    # True: not separated from the column's best model (marked ≈); False: judged and not tied (or the best);
+    # None: not judged (a control, no ±, a column without a direction)
+    tied: bool | None = None
 
     @property
     def text(self) -> str:
-        return _fmt(self.mean, self.std)
+        return (TIE_MARK if self.tied else "") + _fmt(self.mean, self.std)
 
 
 @dataclass
@@ -433,6 +453,14 @@ class Table:
     columns: list[Column]
     rows: list[Row]
     values: dict[tuple[str, str], Value] = field(default_factory=dict)  # (row key, column key)
+    # column key -> whether the column separates the models (judged columns only), and the note where it does not
+    separates: dict[str, bool] = field(default_factory=dict)
+    separation: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tie_marks(self) -> bool:
+        """Whether this table carries a tie mark or a separation note (and so needs :data:`TIE_RULE`)."""
+        return bool(self.separation) or any(v.tied for v in self.values.values())
 
     @property
     def title(self) -> str:
@@ -548,6 +576,7 @@ def build_tables(df, *, runs: list[dict[str, Any]] | None = None, printed: bool 
                         if v is not None:
                             t.values[(r.key, c.key)] = v
                     _mark_best(t, c)
+                    _judge_separation(t, c)
                 tables.append(t)
         out[ds] = tables
     return out
@@ -574,13 +603,91 @@ def _mark_best(t: Table, c: Column) -> None:
             t.values[(rk, c.key)].best = True
 
 
+def _finite_std(v: Value) -> float | None:
+    s = v.std
+    return float(s) if s is not None and isinstance(s, int | float) and math.isfinite(s) and s >= 0 else None
+
+
+def _n_text(fields: dict[str, Any]) -> str:
+    """``n=180`` (one count for every role), ``n=train:359,test:359``, or ``this n``."""
+    n = dict(fields.get("n") or {})
+    if not n:
+        return "this n"
+    vals = set(n.values())
+    return f"n={next(iter(vals))}" if len(vals) == 1 else "n=" + ",".join(f"{k}:{v}" for k, v in n.items())
+
+
+def _spread_text(values: list[Value]) -> str:
+    kinds = {v.std_kind for v in values}
+    if kinds == {"subsamples"}:
+        return "subsample spread"
+    if kinds == {"seeds"}:
+        return "spread over seeds"
+    return "uncertainty (" + ", ".join(sorted(str(k) for k in kinds)) + ")"
+
+
+def _judge_separation(t: Table, c: Column) -> None:
+    """Mark the model cells of column ``c`` that the protocol does not separate from the best model.
+
+    The rule, applied to model rows only (controls and the real-vs-real row are references):
+
+    - the best model is the one with the best score (:meth:`Column.score`; ties of the score: the first);
+    - a model cell with a ± (``std``) is *tied* with the best (``Value.tied``, shown ``≈``) when
+      ``|m - m_best| <= TIE_Z * sqrt(s^2 + s_best^2)``: one draw of each could rank them the other
+      way. Cells scoring as the best are not marked;
+    - the column does *not separate* the models (``Table.separates[c] = False`` and a note in
+      ``Table.separation``) when every model cell has a ±, there are at least two, and every one is
+      tied with the best; or when the models' range (max - min of their means) is smaller than the
+      real-vs-real row's own ±.
+
+    Nothing is judged in a column without a direction, or where the best model has no ±: digits
+    without an uncertainty are never marked. Nor where every model has the same value: such a column
+    does not measure the models (the real data's own IS in ``is_real``, the true density's
+    ``true-loglik``), so there is nothing to separate.
+    """
+    rows = {r.key: r for r in t.rows}
+    models = [(rk, v) for (rk, ck), v in t.values.items() if ck == c.key and rk in rows and not rows[rk].control]
+    if len(models) < 2 or any(c.score(v.mean) is None for _, v in models):
+        return
+    if len({v.mean for _, v in models}) == 1:
+        return
+    _, best = min(models, key=lambda m: c.score(m[1].mean))  # type: ignore[arg-type, return-value]
+    s_best = _finite_std(best)
+    if s_best is None:
+        return
+    best_score = c.score(best.mean)
+    judged = []
+    for _, v in models:
+        s = _finite_std(v)
+        if s is None:
+            continue
+        v.tied = c.score(v.mean) != best_score and abs(v.mean - best.mean) <= TIE_Z * math.hypot(s, s_best)
+        judged.append(v)
+    means = [v.mean for _, v in models]
+    spread = max(means) - min(means)
+    why = None
+    if len(judged) == len(models) and all(v.tied or c.score(v.mean) == best_score for v in judged):
+        why = f"differences within the {_spread_text(judged)}"
+    else:
+        rr = [v for (rk, ck), v in t.values.items() if ck == c.key and rk.startswith("real-vs-real:")]
+        s_rr = _finite_std(rr[0]) if rr else None
+        if s_rr is not None and spread < s_rr:
+            why = f"the models' range {spread:.2g} is below the real-vs-real row's ± {s_rr:.2g}"
+    t.separates[c.key] = why is None
+    if why is not None:
+        t.separation[c.key] = f"at {_n_text(c.fields)} {c.label} does not separate these models ({why})"
+
+
 def comparison_tables(df, *, printed: bool = False, runs: list[dict[str, Any]] | None = None,
                       cell_ids: list[str] | tuple[str, ...] | set[str] | None = None,
                       ) -> dict[str, dict[str, tuple[object, dict[str, str]]]]:
     """{dataset: {family: (DataFrame models x metric labels, {label: protocol column key})}}.
 
     The first column, ``seeds``, is how many seeds of the configuration finished (and how many
-    failed). ``printed=True`` keeps only the columns of the printed table (see :func:`_printed`).
+    failed). Cells not separated from their column's best model start with ``≈``; each frame's
+    ``attrs["separation"]`` is ``{label: note}`` for the columns that do not separate the models and
+    ``attrs["tie_rule"]`` the rule (empty when nothing is marked); see :func:`_judge_separation`.
+    ``printed=True`` keeps only the columns of the printed table (see :func:`_printed`).
     ``cell_ids`` keeps only those cells' runs (as :func:`load_frame`'s filter).
     """
     import pandas as pd
@@ -601,6 +708,8 @@ def comparison_tables(df, *, printed: bool = False, runs: list[dict[str, Any]] |
                 data[c.label] = [t.values[(r.key, c.key)].text if (r.key, c.key) in t.values else
                                  ("failed" if r.failed and not r.seeds else "") for r in t.rows]
             wide = pd.DataFrame(data, index=pd.Index([r.label for r in t.rows], name="generator"))
+            wide.attrs["separation"] = {c.label: t.separation[c.key] for c in t.columns if c.key in t.separation}
+            wide.attrs["tie_rule"] = TIE_RULE if t.tie_marks else ""
             per_family[t.family] = (wide, {c.label: c.key for c in t.columns})
         out[ds] = per_family
     return out
@@ -621,6 +730,9 @@ def format_comparison(df, *, runs: list[dict[str, Any]] | None = None) -> str:
             parts.append(f"=== {ds} ===")
             for fam, (table, legend) in fams.items():
                 parts.append(f"--- {ds}: {fam} ---\n{table.to_string()}")
+                sep = table.attrs.get("separation") or {}
+                if table.attrs.get("tie_rule"):
+                    parts.append("\n".join([table.attrs["tie_rule"], *(f"  {k:<24} {v}" for k, v in sep.items())]))
                 if legend:
                     parts.append("protocols:\n" + "\n".join(f"  {k:<24} {v}" for k, v in legend.items()))
     failed = failures(runs)
@@ -682,7 +794,11 @@ def long_csv_frame(df):
 def wide_csv_frames(df, *, runs: list[dict[str, Any]] | None = None) -> dict[str, object]:
     """{dataset: DataFrame}: one row per model configuration, for every protocol column the mean
     (``<column>``), its uncertainty (``<column>_std``, numeric), what that is (``<column>_std_kind``:
-    ``seeds`` or the metric's own) and how many seeds it averages (``<column>_n_seeds``).
+    ``seeds`` or the metric's own), how many seeds it averages (``<column>_n_seeds``), whether the
+    cell is not separated from the column's best model (``<column>_tied_with_best``: True / False,
+    empty where not judged) and whether the column separates the models at all
+    (``<column>_separates_models``, the same on every row; empty where not judged), by the rule of
+    :func:`_judge_separation`.
     Failed seeds and their errors are in ``n_failed`` / ``errors``."""
     import pandas as pd
 
@@ -707,6 +823,8 @@ def wide_csv_frames(df, *, runs: list[dict[str, Any]] | None = None) -> dict[str
                 data[f"{c.key}_std"] = [v.std if v else None for v in vals]
                 data[f"{c.key}_std_kind"] = [v.std_kind if v else None for v in vals]
                 data[f"{c.key}_n_seeds"] = [v.n_seeds if v else 0 for v in vals]
+                data[f"{c.key}_tied_with_best"] = [v.tied if v else None for v in vals]
+                data[f"{c.key}_separates_models"] = [t.separates.get(c.key)] * len(rows)
         out[ds] = pd.DataFrame(data)
     return out
 
