@@ -238,3 +238,25 @@ def test_non_default_family_enters_the_protocol(digits_arrays):
     name = str(row.protocol)
     assert "contrasts=0.9,1,1.1" in name and "fill=edge" in name and "shift=1" in name
     assert row.params["family"]["members"] == 27
+
+
+def test_heldout_search_is_shared_and_max_heldout_is_the_first_rows(monkeypatch):
+    import genbench.metrics.copies as cp
+    from genbench.data import load_dataset
+
+    ds = load_dataset("digits")
+    train, test = ds.train.x.numpy(), ds.test.x.numpy()
+    calls = []
+    real = cp.transform_neighbours
+    monkeypatch.setattr(cp, "transform_neighbours", lambda q, t, **k: calls.append(len(q)) or real(q, t, **k))
+    monkeypatch.setattr(cp, "_HELDOUT", {})
+    a = cp.transform_copy_rate(train[:40], train, test, shape=(1, 8, 8), max_shift=1)
+    b = cp.transform_copy_rate(test[:30], train, test, shape=(1, 8, 8), max_shift=1)
+    assert calls == [len(test), 40, 30]  # the held-out search ran once for both sample sets
+    assert a.params["threshold"] == b.params["threshold"] and a.value == 1.0 and b.value < 0.1
+    c = cp.transform_copy_rate(test[:30], train, test, shape=(1, 8, 8), max_shift=1, max_heldout=200)
+    d = cp.transform_copy_rate(test[:30], train, test[:200], shape=(1, 8, 8), max_shift=1)
+    assert c.value == d.value and c.params["threshold"] == d.params["threshold"]
+    assert c.fixed["heldout_checked"] == 200 and c.n["heldout"] == 200 and "first 200 of 359" in c.warnings[-1]
+    with pytest.raises(ValueError, match="max_heldout must be an integer >= 2"):
+        cp.transform_copy_rate(test[:30], train, test, shape=(1, 8, 8), max_heldout=1)

@@ -274,3 +274,16 @@ def test_data_side_neighbours_are_shared_between_sample_sets(monkeypatch):
     assert np.array_equal(c.train_dist, a.train_dist) and np.array_equal(c.heldout_dist, a.heldout_dist)
     other = ov.train_neighbours(rng.normal(size=(40, 6)), train[:-1], held)  # other data: searched again
     assert len(other.train_dist) == 299 and calls[-2:] == [80, 299]
+
+
+def test_ct_partition_is_fitted_once_per_training_set(monkeypatch):
+    import genbench.metrics.overfitting as ov
+
+    rng = np.random.default_rng(6)
+    train, held = rng.random((400, 4)), rng.random((200, 4))
+    monkeypatch.setattr(ov, "_PARTITIONS", {})
+    a = ov.data_copying_ct(train[:200], train, held, n_cells=3)
+    b = ov.data_copying_ct(rng.random((200, 4)), train, held, n_cells=3)
+    assert len(ov._PARTITIONS) == 1 and a.value < -3 < b.value  # one k-means for both; copying told apart
+    monkeypatch.setattr(ov, "_PARTITIONS", {})
+    assert ov.data_copying_ct(train[:200], train, held, n_cells=3).value == a.value  # afresh: the same

@@ -274,6 +274,10 @@ def match_transforms(queries: Any, train: Any, *, shape: Any, max_shift: int = 2
     return out
 
 
+#: held-out searches by (train, held-out, family) content, in this process
+_HELDOUT: dict[tuple[str, str, str], TransformMatch] = {}
+
+
 @register_metric("transform-copy-rate", family="overfitting", needs="samples", direction="lower",
                  protocol_params={"quantile": "q", "max_shift": "shift", "flips": "flips",
                                   "brightness": "brightness", "max_samples": "checked"},
@@ -283,7 +287,8 @@ def match_transforms(queries: Any, train: Any, *, shape: Any, max_shift: int = 2
 def transform_copy_rate(fake: Any, train: Any, test: Any, *, shape: Any = None, max_shift: int = 2,
                         flips: bool = False, brightness: bool = True, contrasts: Sequence[float] = (1.0,),
                         fill: float | str = 0.0, quantile: float = COPY_QUANTILE, flag_rate: float = COPY_FLAG,
-                        max_samples: int | None = 2000, n_examples: int = 10, device: Any = None) -> Measurement:
+                        max_samples: int | None = 2000, max_heldout: int | None = None, n_examples: int = 10,
+                        device: Any = None) -> Measurement:
     """Share of generated images that copy a training image up to a small transformation.
 
     For every sample g and held-out image h, the distance to the nearest *transformed* training
@@ -306,6 +311,9 @@ def transform_copy_rate(fake: Any, train: Any, test: Any, *, shape: Any = None, 
     flag_rate : ``flagged`` when the rate exceeds it (default 0.10, i.e. 10 x the null rate).
     max_samples : check at most this many generated samples (the first ones; default 2,000, which
         keeps the default matrix fast), recorded in the protocol and ``n["checked"]``; None: all.
+    max_heldout : set the threshold on the first this many held-out images (None: all); recorded in the
+        protocol (``heldout_checked``) and ``n``. The held-out search is the same for every generator
+        scored against the same data, and is done once per process.
     n_examples : flagged samples listed in ``params["examples"]`` (for galleries).
     device : where the searches run.
 
@@ -337,19 +345,28 @@ def transform_copy_rate(fake: Any, train: Any, test: Any, *, shape: Any = None, 
         raise ValueError(f"flag_rate must be in (quantile, 1] = ({quantile}, 1]; got {flag_rate}.")
     if max_samples is not None and (not isinstance(max_samples, int | np.integer) or max_samples < 1):
         raise ValueError(f"max_samples must be a positive integer or None; got {max_samples!r}.")
+    if max_heldout is not None and (not isinstance(max_heldout, int | np.integer) or max_heldout < 2):
+        raise ValueError(f"max_heldout must be an integer >= 2 or None; got {max_heldout!r}.")
     f, t, h = _inputs(fake, train, test, min_train=1)
     shp = _shape(shape, t.shape[1])
-    n_all = len(f)
+    n_all, nh_all = len(f), len(h)
     if max_samples is not None and n_all > max_samples:
         f = f[:max_samples]
+    if max_heldout is not None and nh_all > max_heldout:
+        h = h[:max_heldout]
     kw = dict(shape=shp, max_shift=max_shift, flips=flips, brightness=brightness, contrasts=contrasts, fill=fill,
               device=device)
-    # one search per member for held-out and generated rows together (each transformed training
-    # set is prepared once); rows do not interact, so this equals two separate searches
-    both = transform_neighbours(np.concatenate([h.astype(np.float64), f.astype(np.float64)]), t, **kw)
-    nh = len(h)
-    held = TransformMatch(both.distance[:nh], both.train_index[:nh], both.transform_index[:nh], both.family)
-    fk = TransformMatch(both.distance[nh:], both.train_index[nh:], both.transform_index[nh:], both.family)
+    # rows do not interact: the held-out search (the threshold) does not depend on the samples, and every
+    # generator scored against the same data shares it
+    from genbench.metrics.overfitting import _digest
+
+    key = (_digest(t), _digest(h), repr(sorted((k, v) for k, v in kw.items() if k != "device")))
+    if key not in _HELDOUT:
+        while len(_HELDOUT) >= 4:
+            _HELDOUT.pop(next(iter(_HELDOUT)))
+        _HELDOUT[key] = transform_neighbours(h.astype(np.float64), t, **kw)
+    held = _HELDOUT[key]
+    fk = transform_neighbours(f.astype(np.float64), t, **kw)
     delta = float(np.quantile(held.distance, quantile))
     copies = fk.distance < delta
     rate = float(copies.mean())
@@ -365,9 +382,14 @@ def transform_copy_rate(fake: Any, train: Any, test: Any, *, shape: Any = None, 
     if len(f) < n_all:
         warnings = (f"transform-copy-rate checked the first {len(f)} of {n_all} generated samples "
                     f"(max_samples={max_samples}); the rate's resolution is 1/{len(f)}",)
+    if len(h) < nh_all:
+        warnings = (*warnings, f"the copy threshold is the {quantile:g}-quantile over the first {len(h)} of "
+                               f"{nh_all} held-out images (max_heldout={max_heldout})")
     n = _counts(f, t, h)
     fixed: dict[str, Any] = {"q": quantile, "shift": int(max_shift), "flips": bool(flips),
                              "brightness": bool(brightness), "checked": len(f)}
+    if len(h) < nh_all:
+        fixed["heldout_checked"] = len(h)
     if [float(c) for c in contrasts] != [1.0]:  # the rest of the family enters the protocol when not default
         fixed["contrasts"] = ",".join(f"{float(c):g}" for c in contrasts)
     if fill != 0.0:

@@ -111,6 +111,8 @@ def train_neighbours(fake: Any, train: Any, test: Any, *, device: Any = None,
 #: held-out and train-to-train nearest neighbours by (train, held-out) content, in this process
 _DATA_SIDE: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 _DATA_SIDE_MAX = 4
+#: C_T's k-means partitions of the training data by (content, cells, restarts, seed), in this process
+_PARTITIONS: dict[tuple[str, int, int, int], Any] = {}
 
 
 def _digest(a: np.ndarray) -> str:
@@ -355,7 +357,13 @@ def data_copying_ct(fake: Any, train: Any, test: Any, *, n_cells: int | None = N
     tau = float(tau)
 
     t64 = t.astype(np.float64, copy=False)
-    km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(t64)
+    # the partition depends on the training data alone: every sample set scored against it shares it
+    key = (_digest(t64), k, n_init, seed)
+    if key not in _PARTITIONS:
+        while len(_PARTITIONS) >= _DATA_SIDE_MAX:
+            _PARTITIONS.pop(next(iter(_PARTITIONS)))
+        _PARTITIONS[key] = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(t64)
+    km = _PARTITIONS[key]
     cell_t = km.labels_
     cell_f = km.predict(f.astype(np.float64, copy=False))
     cell_h = km.predict(h.astype(np.float64, copy=False))
