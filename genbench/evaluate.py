@@ -482,7 +482,8 @@ def evaluate_model(gen: Any, ds: Dataset, ev: EvalConfig, *, seed: int, device: 
     metrics = evaluate_samples(fake, ref,
                                families=tuple(f for f in families if f != "likelihood"), extractor=ev.extractor,
                                seed=seed, n_boot=ev.n_boot, device=device, timings=timings, cache_dir=cache_dir,
-                               weights=weights, n_eval=ev.n_eval, repeats=ev.quality_repeats)
+                               weights=weights, n_eval=ev.n_eval, repeats=ev.quality_repeats,
+                               settings=dict(ev.settings) or None)
     if len(fake) < ev.n_samples:
         note = (f"{len(fake)} samples instead of the {ev.n_samples} asked for: this generator replays a data split "
                 "without replacement and has no more.")

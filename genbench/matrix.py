@@ -68,6 +68,9 @@ class EvalConfig:
         the reference split and the samples); give one n for every generator of a block so that their
         numbers share a column (the default matrix uses the heldout control's 180 on digits).
     quality_repeats : equal-n subsamples per quality number (mean ± std over them).
+    settings : keyword settings of the sample-based metrics by spec name, as ``evaluate_samples`` takes them
+        (``{"transform-copy-rate": {"max_samples": 500}}``); checked against each spec's keywords when the
+        matrix is read. What changes a number enters its protocol.
     ais_steps, ais_chains, ais_n_test : annealed importance sampling in the likelihood family for
         decoder-based models (VAE, AAE; a GAN through a Gaussian observation model whose sigma is chosen
         on the validation split): intermediate distributions (0 = no AIS), chains, and test examples
@@ -90,6 +93,7 @@ class EvalConfig:
     ais_steps: int = 0
     ais_chains: int = 16
     ais_n_test: int = 100
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         bad = [f for f in self.families if f not in EVAL_FAMILIES]
@@ -272,6 +276,7 @@ def check_names(m: Matrix) -> None:
             if ds not in infos:
                 infos[ds] = _dataset_info(ds)
         _check_extractor(b.evaluation, where)
+        _check_settings(b.evaluation, where)
         for g in b.generators:
             spec = GENERATORS.get(g.name)
             for ds in b.datasets:
@@ -282,6 +287,20 @@ def check_names(m: Matrix) -> None:
                         f"{where}: generator {g.display!r} ({g.name}) supports {', '.join(spec.dataset_kinds)} data, "
                         f"but dataset {ds!r} is {kind!r}; put them in separate blocks so this pair is not a cell.")
                 _check_overrides(spec, g, info, where=f"{where}: {g.display} on {ds}")
+
+
+def _check_settings(ev: EvalConfig, where: str) -> None:
+    """Metric settings name registered metrics and keywords their compute takes (a typo would be ignored)."""
+    from genbench.metrics import METRICS
+
+    for name, kw in ev.settings.items():
+        spec = METRICS.get(name)  # unknown names: an error with close matches
+        if not isinstance(kw, dict):
+            raise ConfigError(f"{where}.evaluation.settings.{name}: expected a table of keyword settings, got {kw!r}")
+        bad = sorted(set(kw) - spec.keywords)
+        if bad:
+            raise ConfigError(f"{where}.evaluation.settings.{name}: unknown setting(s) {', '.join(bad)}; "
+                              f"{name} takes {', '.join(sorted(spec.keywords))}")
 
 
 def _dataset_info(name: str) -> Any:

@@ -168,3 +168,20 @@ def test_kill_minus_nine_then_restart_finishes_every_cell_exactly_once(tmp_path)
     for cid in cells:  # every cell completed exactly once
         log = (res / "runs" / cid / "log.txt").read_text()
         assert log.count(": done in ") == 1, log
+
+
+def test_metric_settings_reach_the_metrics_and_typos_fail_before_running(tmp_path):
+    base = {"datasets": ["digits"], "generators": ["copycat"],
+            "evaluation": {"n_samples": 400, "families": ["overfitting"], "threads": 1}}
+    m = parse_matrix({**base, "evaluation": {**base["evaluation"], "settings": {
+        "transform-copy-rate": {"max_samples": 100, "max_heldout": 200}}}})
+    s = run_matrix(m, results=tmp_path / "r")
+    assert not s.failed, s.failed
+    df = ResultsStore(tmp_path / "r").to_frame()
+    (proto,) = [p for p in df.protocol if p.startswith("transform-copy-rate")]
+    assert "checked=100" in proto and "heldout_checked=200" in proto, proto
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) max_sample; transform-copy-rate takes"):
+        parse_matrix({**base, "evaluation": {**base["evaluation"], "settings": {
+            "transform-copy-rate": {"max_sample": 100}}}})
+    with pytest.raises(ValueError, match="Unknown metric 'transform-copy'"):
+        parse_matrix({**base, "evaluation": {**base["evaluation"], "settings": {"transform-copy": {}}}})
