@@ -25,6 +25,7 @@ PUBLISHED = {
     ("copycat", "mnist"): ("Parzen, continuous", "beats every model under Parzen (Theis et al. 2016)"),
     ("heldout", "mnist"): ("Parzen, continuous", "true distribution about 243 (Theis et al. 2016)"),
 }
+OVERFITTING = ["nn-median-ratio", "copy-rate", "authenticity", "ct", "transform-copy-rate"]
 QUALITY = ["fid", "kid", "precision", "recall", "density", "coverage", "is", "classes-covered", "class-kl"]
 
 
@@ -81,6 +82,16 @@ def main(results: str, out: str) -> None:
         for name in ("fid_real", "kid_real", "precision_real", "recall_real"):
             q = _one(d, name)
             row[name] = None if q is None else q.value
+        # copy checks, in pixel space and in the domain classifier's feature space
+        for name in OVERFITTING:
+            for space, d_s in (("pixels", d[d.protocol.str.contains("@pixels/", regex=False)]),
+                               ("domain", d[d.protocol.str.contains("@domain-", regex=False)])):
+                q = d_s[d_s.metric == name]
+                if len(q) == 1:
+                    row[f"{name}_{space}"] = q.iloc[0].value
+                    params = q.iloc[0].params
+                    params = json.loads(params) if isinstance(params, str) and params else (params or {})
+                    row[f"{name}_{space}_flagged"] = bool(params.get("flagged", False))
         row.update({f"time_{k}": round(v, 1) for k, v in r.get("timings", {}).items()})
         # the training's own clock from the run log (a resumed cell's timings["train_s"] only reloads it)
         log = Path(results, "runs", run_id, "log.txt")
@@ -119,6 +130,28 @@ def main(results: str, out: str) -> None:
                      f"{f(s.precision, 3)} | {f(s.recall, 3)} | {f(s.density, 3)} | {f(s.coverage, 3)} | "
                      f"{f(s['is'], 2)} | {f(s['classes-covered'], 0)} | {f(s.get('train_seconds'), 0)} | "
                      f"{f(s.get('time_total_s'), 0)} |")
+    lines += ["", "Copy checks against all 50,000 training images (pixel space / domain-classifier features; "
+              "* = flagged by the check's own rule):", "",
+              "| generator | dataset | NN median ratio | copy rate | authenticity | C_T "
+              "| transform copy rate (pixels) |",
+              "|" + "---|" * 7]
+
+    def pair(s: pd.Series, name: str, d: int = 3) -> str:
+        out = []
+        for space in ("pixels", "domain"):
+            v = s.get(f"{name}_{space}")
+            if v is None or pd.isna(v):
+                out.append("-")
+            else:
+                out.append(f"{v:.{d}f}" + ("*" if s.get(f"{name}_{space}_flagged") is True else ""))
+        return " / ".join(out)
+
+    for _, s in summary.iterrows():
+        t = s.get("transform-copy-rate_pixels")
+        flag = "*" if s.get("transform-copy-rate_pixels_flagged") is True else ""
+        tc = "-" if t is None or pd.isna(t) else f"{t:.3f}{flag}"
+        lines.append(f"| {s.generator} | {s.dataset} | {pair(s, 'nn-median-ratio')} | {pair(s, 'copy-rate')} | "
+                     f"{pair(s, 'authenticity')} | {pair(s, 'ct', 1)} | {tc} |")
     (outp / "tables.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
