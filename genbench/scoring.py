@@ -435,8 +435,8 @@ def _score_samples(samples: Any, reference: Any, *, families: Any, train: Any, e
 
         t = time.perf_counter()
         rows += evaluate_likelihood(dataset=ref_ds, samples=fake_x, model=None, k=iwae_k, n_test=n_test or None,
-                                    seed=derive_seed(seed, "likelihood"), gmm_components=gmm_components or None,
-                                    device=device)
+                                    seed=derive_seed(seed, "likelihood"), protocol_seed=seed,
+                                    gmm_components=gmm_components or None, device=device)
         timings["likelihood_s"] = time.perf_counter() - t
     data = {"reference": _reference_record(ref, ref_shape, stats_meta),
             "samples": {"name": fake_ds.info.name, "content_hash": fake_ds.info.content_hash,
