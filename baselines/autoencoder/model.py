@@ -24,6 +24,7 @@ from torch.func import jacrev, vmap
 
 from baselines._nets import local_generator, make_decoder, make_encoder, observation_model, scale_input, value_range
 from baselines.autoencoder.config import AEConfig, DAEConfig
+from genbench._runtime import eval_mode
 from genbench.harness.base import StepContext, TrainableModel
 
 
@@ -224,15 +225,13 @@ class Autoencoder(_Autoencoder):
     @torch.no_grad()
     def sample(self, n: int, *, seed: int, batch_size: int = 1024) -> torch.Tensor:
         """n samples (n, *shape) on the CPU: z from the code GMM, then the decoder mean (or a draw)."""
-        was = self.training
-        self.eval()
-        g = local_generator(seed, self.device)
-        out = []
-        for i in range(0, n, batch_size):
-            params = self.decoder(self.sample_codes(min(batch_size, n - i), g))
-            x = self.obs.mean(params) if self._mode() == "mean" else self.obs.sample(params, g)
-            out.append(x.float().cpu())
-        self.train(was)
+        with eval_mode(self):
+            g = local_generator(seed, self.device)
+            out = []
+            for i in range(0, n, batch_size):
+                params = self.decoder(self.sample_codes(min(batch_size, n - i), g))
+                x = self.obs.mean(params) if self._mode() == "mean" else self.obs.sample(params, g)
+                out.append(x.float().cpu())
         return torch.cat(out) if out else torch.empty((0, *self.shape))
 
     @torch.no_grad()
@@ -314,18 +313,16 @@ class DenoisingAutoencoder(_Autoencoder):
         reconstruction mean E[x | x~] of that step (or the state itself, per ``sample_mode``).
         Chain c's j-th kept sample is sample ``j * chains + c``. Returns (n, *shape) on the CPU.
         """
-        was = self.training
-        self.eval()
-        g = local_generator(seed, self.device)
-        c = min(n, self.config.chains)
-        out: list[torch.Tensor] = []
-        if c:
-            per_chain = math.ceil(n / c)
-            x = self._start(c, g)
-            for t in range(1, self.config.burn_in + (per_chain - 1) * self.config.thin + 2):
-                params = self.reconstruct_params(self.corrupt(x, g))
-                x = self.obs.sample(params, g)
-                if t > self.config.burn_in and (t - 1 - self.config.burn_in) % self.config.thin == 0:
-                    out.append((self.obs.mean(params) if self._mode() == "mean" else x).float().cpu())
-        self.train(was)
+        with eval_mode(self):
+            g = local_generator(seed, self.device)
+            c = min(n, self.config.chains)
+            out: list[torch.Tensor] = []
+            if c:
+                per_chain = math.ceil(n / c)
+                x = self._start(c, g)
+                for t in range(1, self.config.burn_in + (per_chain - 1) * self.config.thin + 2):
+                    params = self.reconstruct_params(self.corrupt(x, g))
+                    x = self.obs.sample(params, g)
+                    if t > self.config.burn_in and (t - 1 - self.config.burn_in) % self.config.thin == 0:
+                        out.append((self.obs.mean(params) if self._mode() == "mean" else x).float().cpu())
         return torch.cat(out)[:n] if out else torch.empty((0, *self.shape))

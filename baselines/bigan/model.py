@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from baselines._nets import bn_mlp, dropout_mlp, local_generator, scale_input, value_range
 from baselines.bigan.config import BiGANConfig
+from genbench._runtime import eval_mode
 from genbench.harness.base import StepContext, TrainableModel
 
 
@@ -96,10 +97,8 @@ class BiGAN(TrainableModel):
     @torch.no_grad()
     def sample(self, n: int, *, seed: int) -> torch.Tensor:
         """n samples G(z), z ~ N(0, I), (n, *shape) on the CPU."""
-        was = self.training
-        self.eval()
-        g = local_generator(seed, self.device)
-        z = torch.randn((n, self.z_dim), generator=g, device=self.device)
-        x = self._gen(z).float().cpu() if n else torch.empty((0, *self.shape))
-        self.train(was)
+        with eval_mode(self):
+            g = local_generator(seed, self.device)
+            z = torch.randn((n, self.z_dim), generator=g, device=self.device)
+            x = self._gen(z).float().cpu() if n else torch.empty((0, *self.shape))
         return x

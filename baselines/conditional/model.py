@@ -32,6 +32,7 @@ from baselines._nets import (
     value_range,
 )
 from baselines.conditional.config import CGANConfig, CVAEConfig
+from genbench._runtime import eval_mode
 from genbench.harness.base import StepContext, TrainableModel
 
 
@@ -158,12 +159,10 @@ class CGAN(_Conditional):
     def sample(self, n: int, *, seed: int, labels: Any = None) -> torch.Tensor:
         """n samples (n, *shape) on the CPU of classes ``labels`` (default balanced)."""
         y = _check_labels(labels, n, self.n_classes)
-        was = self.training
-        self.eval()
-        g = local_generator(seed, self.device)
-        z = torch.randn((n, self.config.z_dim), generator=g, device=self.device)
-        x = self.generate(z, y).float().cpu() if n else torch.empty((0, *self.shape))
-        self.train(was)
+        with eval_mode(self):
+            g = local_generator(seed, self.device)
+            z = torch.randn((n, self.config.z_dim), generator=g, device=self.device)
+            x = self.generate(z, y).float().cpu() if n else torch.empty((0, *self.shape))
         return x
 
 
@@ -230,12 +229,10 @@ class CVAE(_Conditional):
     def sample(self, n: int, *, seed: int, labels: Any = None) -> torch.Tensor:
         """n decoder means (n, *shape) on the CPU for z ~ N(0, I) and classes ``labels`` (default balanced)."""
         y = _check_labels(labels, n, self.n_classes)
-        was = self.training
-        self.eval()
-        g = local_generator(seed, self.device)
-        z = torch.randn((n, self.z_dim), generator=g, device=self.device)
-        x = self.obs.mean(self.decode_params(z, y)).float().cpu() if n else torch.empty((0, *self.shape))
-        self.train(was)
+        with eval_mode(self):
+            g = local_generator(seed, self.device)
+            z = torch.randn((n, self.z_dim), generator=g, device=self.device)
+            x = self.obs.mean(self.decode_params(z, y)).float().cpu() if n else torch.empty((0, *self.shape))
         return x
 
 

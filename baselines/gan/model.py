@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from baselines.gan.config import GANConfig
 from baselines.gan.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init
-from genbench._runtime import seeded_generator
+from genbench._runtime import eval_mode, seeded_generator
 from genbench.harness.base import StepContext, TrainableModel
 
 _SAMPLE_CHUNK = 1024
@@ -199,11 +199,7 @@ class GAN(TrainableModel):
             raise ValueError(f"n must be non-negative, got {n}.")
         gen = seeded_generator(seed)
         z = torch.randn(n, self.config.z_dim, generator=gen)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             dev = self.device
             outs = [self.generate(z[i:i + _SAMPLE_CHUNK].to(dev)).float().cpu() for i in range(0, n, _SAMPLE_CHUNK)]
-        finally:
-            self.train(was_training)
         return torch.cat(outs) if outs else torch.empty(0, *self.shape)

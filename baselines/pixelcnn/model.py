@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from baselines.pixelcnn.config import PixelCNNConfig
 from baselines.pixelcnn.nets import IncrementalState, PixelCNNNet
-from genbench._runtime import seeded_generator
+from genbench._runtime import eval_mode, seeded_generator
 from genbench.harness.base import StepContext, TrainableModel
 
 _CHUNK = 1024
@@ -205,12 +205,8 @@ class PixelCNN(TrainableModel):
             raise ValueError(f"method must be 'fast' or 'naive', got {method!r}.")
         gen = seeded_generator(seed)
         u = torch.rand(n, *self.shape, generator=gen, dtype=torch.float64)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             outs = [chunk_fn(u[i:i + _CHUNK]) for i in range(0, n, _CHUNK)]
-        finally:
-            self.train(was_training)
         return torch.cat(outs) if outs else torch.empty(0, *self.shape)
 
     def _draw(self, logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ from baselines._nets import (
     scale_input,
 )
 from baselines.vae.config import VAEConfig
+from genbench._runtime import eval_mode
 from genbench.harness.base import StepContext, TrainableModel
 
 LOG_2PI = math.log(2 * math.pi)
@@ -140,16 +141,14 @@ class VAE(TrainableModel):
         -------
         (N,) float32 tensor on ``x``'s device.
         """
-        was_training = self.training
-        self.eval()
-        g = local_generator(seed, self.device)
-        out = []
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].to(self.device)
-            eps = torch.randn((n_samples, len(xb), self.z_dim), generator=g, device=self.device)
-            rec, kl = self.elbo_terms(xb, eps)
-            out.append(rec - kl)
-        self.train(was_training)
+        with eval_mode(self):
+            g = local_generator(seed, self.device)
+            out = []
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size].to(self.device)
+                eps = torch.randn((n_samples, len(xb), self.z_dim), generator=g, device=self.device)
+                rec, kl = self.elbo_terms(xb, eps)
+                out.append(rec - kl)
         return torch.cat(out).to(x.device)
 
     def sample(self, n: int, *, seed: int, batch_size: int = 1024) -> torch.Tensor:
