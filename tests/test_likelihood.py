@@ -278,12 +278,28 @@ def _parzen_direct(samples: np.ndarray, test: np.ndarray, sigma: float) -> np.nd
         sigma * math.sqrt(2 * math.pi))
 
 
-@pytest.mark.parametrize("sigma", [0.05, 0.2, 1.0])
+@pytest.mark.parametrize("sigma", [0.01, 0.05, 0.2, 1.0])
 def test_parzen_matches_direct_logsumexp(sigma):
     rng = np.random.default_rng(0)
     s, t = rng.random((300, 6)), rng.random((40, 6))
     ours = parzen_log_likelihood(s, t, sigma=sigma, batch_size=13, sample_batch_size=37)
     np.testing.assert_allclose(ours, _parzen_direct(s, t, sigma), rtol=1e-10)
+
+
+def test_parzen_exponent_floor_changes_no_value(monkeypatch):
+    """The sums floor log-kernels at -700 to stay off exp's slow subnormal path; every value must be
+    bit for bit what the unfloored sums give, here where most terms are subnormal or underflow."""
+    from genbench.metrics.likelihood import parzen
+
+    rng = np.random.default_rng(0)
+    s, v = rng.random((3000, 2)), rng.random((200, 2))
+    grid = np.logspace(-3, 0, 16)
+    _, floored = select_parzen_sigma(s, v, grid=grid, batch_size=64, sample_batch_size=1000)
+    one = parzen_log_likelihood(s, v, sigma=0.003, sample_batch_size=700)
+    monkeypatch.setattr(parzen, "_EXP_FLOOR", -math.inf)
+    _, exact = select_parzen_sigma(s, v, grid=grid, batch_size=64, sample_batch_size=1000)
+    assert [r["mean_ll"] for r in floored] == [r["mean_ll"] for r in exact]
+    np.testing.assert_array_equal(one, parzen_log_likelihood(s, v, sigma=0.003, sample_batch_size=700))
 
 
 def test_parzen_matches_sklearn_kernel_density():
