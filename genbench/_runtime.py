@@ -75,14 +75,22 @@ def example_generators(seed: int, i0: int, i1: int, *, stream: int | None = None
 @contextlib.contextmanager
 def eval_mode(model: Any, *, grad: bool = False) -> Iterator[None]:
     """Run a module in eval mode (batch-norm statistics, no dropout), restoring its training mode
-    afterwards; without gradients unless ``grad`` (HMC needs them). Objects that are not modules only
-    get the gradient setting."""
-    was = model.training if isinstance(model, torch.nn.Module) else None
-    if was is not None:
+    afterwards; without gradients unless ``grad`` (HMC needs them). With ``grad`` the gradients are
+    for the inputs only: the parameters are frozen meanwhile (``requires_grad`` restored afterwards),
+    so no graph is kept for them and a frozen net may run in a faster equivalent form
+    (:mod:`genbench._dense`). Objects that are not modules only get the gradient setting."""
+    module = isinstance(model, torch.nn.Module)
+    was = model.training if module else None
+    frozen = [p for p in model.parameters() if p.requires_grad] if module and grad else []
+    if module:
         model.eval()
+    for p in frozen:
+        p.requires_grad_(False)
     try:
         with torch.set_grad_enabled(grad):
             yield
     finally:
+        for p in frozen:
+            p.requires_grad_(True)
         if was is not None:
             model.train(was)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genbench._dense import Folded, FoldedForward, fold_affine
+
 
 def dcgan_init(module: nn.Module) -> None:
     """DCGAN initialisation: conv/linear weights ~ N(0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
@@ -55,8 +57,17 @@ class DCGANGenerator(nn.Module):
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, c, 4, 2, 1), nn.Tanh()]  # output layer: no batchnorm
         self.body = nn.Sequential(*layers)
+        self.z_dim = z_dim
+        self._folded = FoldedForward()
+
+    def _fold(self) -> Folded | None:
+        return fold_affine([self.project, nn.Unflatten(1, (self.top, self.h0, self.w0)), *self.body], (self.z_dim,))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        # frozen in eval mode (sampling, AIS): a small net runs as dense matrices, about 3x faster on a CPU at 8x8
+        folded = self._folded.current(self, self._fold)
+        if folded is not None:
+            return folded(z)
         return self.body(self.project(z).view(len(z), self.top, self.h0, self.w0))
 
 
