@@ -72,17 +72,20 @@ def execute_cell(cell_dict: dict[str, Any], root: str) -> dict[str, Any]:
     """Train (or load), sample and evaluate one cell; return its record. Never raises for cell errors.
 
     Runs in a worker (in-process or a Ray task). It writes the cell's config, checkpoints and
-    artifacts into its run folder, but not ``result.json``: the driver commits that. Torch runs
-    with the cell's own thread count (``evaluation.threads``, default 1) whatever the executor,
-    restored afterwards, so that the numbers do not depend on where the cell ran.
+    artifacts into its run folder, but not ``result.json``: the driver commits that. Torch, and the
+    BLAS and OpenMP pools numpy, scipy and scikit-learn use, run with the cell's own thread count
+    (``evaluation.threads``, default 1) whatever the executor, restored afterwards: the numbers do not
+    depend on where the cell ran, and cells side by side do not oversubscribe the cores.
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
     cell = Cell.from_dict(cell_dict)
     saved = torch.get_num_threads()
     torch.set_num_threads(cell.evaluation.cell_threads)
     try:
-        return _execute_cell(cell, root)
+        with threadpool_limits(limits=cell.evaluation.cell_threads):
+            return _execute_cell(cell, root)
     finally:
         torch.set_num_threads(saved)
 
@@ -140,6 +143,22 @@ def default_jobs(cells: list[Cell]) -> int:
         return 1
     threads = max((c.evaluation.cell_threads for c in cells), default=1)
     return max(1, min(len(cells), (os.cpu_count() or 1) // threads))
+
+
+def longest_first(cells: list[Cell]) -> list[Cell]:
+    """Cells in the order to start them: trained generators before controls (which only sample and
+    evaluate, seconds each), matrix order otherwise. With several workers the short cells then fill the
+    gaps at the end instead of one long cell running alone (longest-processing-time-first scheduling).
+    """
+    from genbench.generators import get_generator_spec
+
+    def trained(c: Cell) -> bool:
+        try:
+            return bool(get_generator_spec(c.generator.name).trained)
+        except Exception:  # an unknown family fails in its cell, with its own message
+            return True
+
+    return sorted(cells, key=lambda c: not trained(c))
 
 
 def _local(cells: list[Cell], root: Path, *, claim: Claim, jobs: int = 1, **_: Any) -> Iterator[dict[str, Any]]:
@@ -348,7 +367,7 @@ def run_matrix(
         locks[c.cell_id] = lock
         return True
 
-    todo = [c for c in cells if not finished(c)]
+    todo = longest_first([c for c in cells if not finished(c)])
     bar = progress(total=len(cells), initial=len(summary.skipped), desc=f"matrix {matrix.name}", unit="cell",
                    enabled=progress_bar)
     log.info("matrix %s: %d cells, %d to run", matrix.name, len(cells), len(todo))
