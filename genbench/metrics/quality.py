@@ -95,6 +95,8 @@ def _trace_sqrt_product_impl(s_r: np.ndarray, s_f: np.ndarray, method: str) -> f
     no NaN (PROTOCOLS.md). A singular S_r has no Cholesky factor; its symmetric root R gives
     R S_f R, whose eigenvalues equal those of S_r S_f as well (R^2 S_f ~ R S_f R).
     """
+    from scipy.linalg import blas, eigh
+
     root = None
     if method in ("auto", "cholesky"):
         try:
@@ -103,10 +105,13 @@ def _trace_sqrt_product_impl(s_r: np.ndarray, s_f: np.ndarray, method: str) -> f
             if method == "cholesky":
                 raise
     if root is None:
-        root = _sym_sqrt_psd(s_r)
-    m = root.T @ s_f @ root
-    m = 0.5 * (m + m.T)  # exact symmetry for eigvalsh; removes rounding asymmetry only
-    ev = np.linalg.eigvalsh(m)
+        r = _sym_sqrt_psd(s_r)
+        m = r.T @ s_f @ r
+    else:  # two triangular products (n^3 flops each) instead of two general ones (2 n^3)
+        m = blas.dtrmm(1.0, root, blas.dtrmm(1.0, root, s_f, side=1, lower=1), lower=1, trans_a=1)
+    m = 0.5 * (m + m.T)  # exact symmetry for the symmetric solver; removes rounding asymmetry only
+    # eigenvalues only, by the implicit QL/QR of the tridiagonal form (LAPACK dsyev), the fastest driver here
+    ev = eigh(m, eigvals_only=True, driver="ev", overwrite_a=True, check_finite=False)
     return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
 
 
