@@ -481,7 +481,7 @@ def _run(model: Any, x: torch.Tensor, *, n_steps: int, n_chains: int, leapfrog: 
 
 def ais_log_likelihood(model: Any, x: Any, *, n_steps: int = 1000, n_chains: int = 16, leapfrog: int = 10,
                        target_accept: float = 0.65, step_size: float = 0.01, initial: str = "prior",
-                       schedule: str | Sequence[float] = "sigmoid", batch_size: int = 64, seed: int = 0,
+                       schedule: str | Sequence[float] = "sigmoid", batch_size: int = 128, seed: int = 0,
                        device: Any = None) -> AISEstimate:
     """AIS estimate of log p(x) per example (Neal 2001; Wu et al. 2017), nats, higher is better.
 
@@ -539,7 +539,7 @@ def ais_log_likelihood(model: Any, x: Any, *, n_steps: int = 1000, n_chains: int
 
 def bdmc(model: Any, n_examples: int, *, n_steps: int = 1000, n_chains: int = 16, leapfrog: int = 10,
          target_accept: float = 0.65, step_size: float = 0.01, initial: str = "prior",
-         schedule: str | Sequence[float] = "sigmoid", batch_size: int = 64, seed: int = 0,
+         schedule: str | Sequence[float] = "sigmoid", batch_size: int = 128, seed: int = 0,
          device: Any = None) -> BDMCResult:
     """Bidirectional Monte Carlo: sandwich log p(x) of simulated data between two AIS runs.
 
@@ -668,7 +668,7 @@ class GaussianObservationModel(nn.Module):
 
 def select_gan_sigma(generator: Any, validation: Any, *, grid: Sequence[float] = GAN_SIGMA_GRID,
                      n_steps: int = 100, n_chains: int = 4, leapfrog: int = 10, target_accept: float = 0.65,
-                     step_size: float = 0.01, schedule: str | Sequence[float] = "sigmoid", batch_size: int = 64,
+                     step_size: float = 0.01, schedule: str | Sequence[float] = "sigmoid", batch_size: int = 128,
                      seed: int = 0, device: Any = None, search: str = "climb") -> tuple[float, list[dict[str, float]]]:
     """Choose the Gaussian observation std of a GAN by the AIS estimate on validation data.
 
@@ -756,7 +756,7 @@ def ais_measure(model: Any, test: Any, *, validation: Any = None, n_steps: int =
                 schedule: str = "sigmoid", bdmc_examples: int = 16, bdmc_steps: int | None = None,
                 sigma: float | None = None, sigma_grid: Sequence[float] = GAN_SIGMA_GRID, sigma_steps: int = 100,
                 sigma_chains: int = 4, sigma_search: str = "climb", n_val: int | None = 100, levels: int | None = None,
-                model_space: str | None = None, batch_size: int = 64, seed: int = 0,
+                model_space: str | None = None, batch_size: int = 128, seed: int = 0,
                 device: Any = None) -> Measurement:
     """The AIS protocol in one call, as the ``ais`` spec's :class:`~genbench.metrics.Measurement`.
 
