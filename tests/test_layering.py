@@ -31,7 +31,8 @@ PKG = Path(genbench.__file__).resolve().parent
 
 LEVELS = {
     # level 0: core
-    "_registry": 0, "_runtime": 0, "_io": 0, "_validation": 0, "_progress": 0, "config": 0, "protocols": 0,
+    "_registry": 0, "_runtime": 0, "_io": 0, "_validation": 0, "_progress": 0, "_dense": 0, "config": 0,
+    "protocols": 0,
     "results": 0,
     "runs": 0, "store": 0, "provenance": 0, "generators": 0,
     # level 1: components

@@ -15,6 +15,7 @@ from genbench.metrics.quality import (
     QualityWarning,
     density_coverage,
     evaluate_quality,
+    feature_statistics,
     fid_inf_sizes,
     fid_infinity,
     frechet_distance,
@@ -116,6 +117,23 @@ def test_fid_below_feature_dim_warns_and_matches_eigvals_route():
     assert ours == pytest.approx(peer, rel=1e-6)
     rows = evaluate_quality(x, y, extractor_id="pixels", ref_split="test", metrics=["fid"])
     assert any("< d=40" in w for w in rows[0].warnings)
+
+
+@pytest.mark.parametrize("n,d", [(20, 40), (12, 300)])
+def test_fid_of_rank_deficient_covariances_matches_the_sample_space_form(n, d):
+    """n <= d: S_r = Xc^T Xc has rank n - 1, and Tr (S_r S_f)^1/2 is the sum of the square roots of the
+    eigenvalues of the n x n matrix Xc S_f Xc^T (the nonzero ones are shared): a closed form without any rank
+    decision. The default route (pivoted Cholesky, O(d^2 n)) must match it closely; the symmetric-root route
+    carries the covariance's rounding noise as tiny eigenvalues and agrees to about 1e-8."""
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) / np.sqrt(d)
+    y = rng.normal(size=(n + 7, d)) + 0.3
+    (m1, s1), (m2, s2) = feature_statistics(x), feature_statistics(y)
+    xc = (x - m1) / np.sqrt(n - 1)
+    tr = np.sqrt(np.clip(np.linalg.eigvalsh(xc @ s2 @ xc.T), 0.0, None)).sum()
+    exact = float((m1 - m2) @ (m1 - m2) + np.trace(s1) + np.trace(s2) - 2 * tr)
+    assert frechet_distance_from_stats(m1, s1, m2, s2) == pytest.approx(exact, rel=1e-9)
+    assert frechet_distance_from_stats(m1, s1, m2, s2, method="eigh") == pytest.approx(exact, rel=1e-6)
 
 
 def test_fid_from_stats_bad_shapes():
