@@ -134,6 +134,10 @@ def test_fid_of_rank_deficient_covariances_matches_the_sample_space_form(n, d):
     exact = float((m1 - m2) @ (m1 - m2) + np.trace(s1) + np.trace(s2) - 2 * tr)
     assert frechet_distance_from_stats(m1, s1, m2, s2) == pytest.approx(exact, rel=1e-9)
     assert frechet_distance_from_stats(m1, s1, m2, s2, method="eigh") == pytest.approx(exact, rel=1e-6)
+    # constant real features (S_r = 0, e.g. background pixels): the trace term is 0 exactly
+    zero = np.zeros((d, d))
+    assert frechet_distance_from_stats(m1, zero, m2, s2) == pytest.approx((m1 - m2) @ (m1 - m2) + np.trace(s2),
+                                                                         rel=1e-12)
 
 
 def test_fid_from_stats_bad_shapes():

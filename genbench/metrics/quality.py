@@ -67,6 +67,8 @@ def _low_rank_factor(s: np.ndarray) -> np.ndarray | None:
     from scipy.linalg import lapack
 
     d = s.shape[0]
+    if not np.any(np.diag(s) > 0):  # every feature constant: S = 0 (rank 0)
+        return np.zeros((d, 0))
     c, piv, rank, info = lapack.dpstrf(s, lower=1)
     if info < 0 or rank >= d or rank < 1:
         return None
@@ -118,14 +120,16 @@ def _trace_sqrt_product_impl(s_r: np.ndarray, s_f: np.ndarray, method: str) -> f
     from scipy.linalg import blas, eigh
 
     root = None
-    if method in ("auto", "cholesky"):
+    if method in ("auto", "cholesky"):  # "low-rank": S_r is known to be rank-deficient (n <= d)
         try:
             root = np.linalg.cholesky(s_r)
         except np.linalg.LinAlgError:
             if method == "cholesky":
                 raise
     if root is None:
-        q = _low_rank_factor(s_r) if method == "auto" else None
+        q = _low_rank_factor(s_r) if method in ("auto", "low-rank") else None
+        if q is not None and q.shape[1] == 0:
+            return 0.0
         if q is not None:  # S_r = Q Q^T with Q (d, r): the nonzero eigenvalues are those of Q^T S_f Q (r, r)
             m = q.T @ (s_f @ q)
         else:
@@ -150,10 +154,12 @@ def frechet_distance_from_stats(mu1: Any, cov1: Any, mu2: Any, cov2: Any, *, met
         Means (real first by convention; the value is symmetric up to rounding).
     cov1, cov2 : array (d, d)
         Covariances.
-    method : {"auto", "cholesky", "eigh"}
-        How S1 is factored for the trace term: ``"cholesky"`` (full-rank S1), ``"eigh"`` (its
-        symmetric root; right for singular S1, e.g. n <= d), ``"auto"``: Cholesky, falling back
-        to eigh where S1 is not numerically positive definite.
+    method : {"auto", "cholesky", "low-rank", "eigh"}
+        How S1 is factored for the trace term: ``"cholesky"`` (full-rank S1), ``"low-rank"`` (a
+        singular S1, e.g. n <= d: Cholesky with complete pivoting, S1 = Q Q^T with Q (d, rank),
+        O(d^2 rank); the symmetric root if S1 turns out of full rank), ``"eigh"`` (its symmetric
+        root by a full eigendecomposition, O(d^3)), ``"auto"``: Cholesky, falling back to
+        ``"low-rank"`` where S1 is not numerically positive definite.
 
     Returns
     -------
@@ -182,8 +188,8 @@ def frechet_distance_from_stats(mu1: Any, cov1: Any, mu2: Any, cov2: Any, *, met
         raise ValueError(f"mu1 has length {d} but mu2 has length {mu2.shape[0]}; use the same feature extractor.")
     for name, a in (("mu1", mu1), ("cov1", cov1), ("mu2", mu2), ("cov2", cov2)):
         check_finite(a, name, hint="recompute the statistics from finite features")
-    if method not in ("auto", "cholesky", "eigh"):
-        raise ValueError(f"method must be 'auto', 'cholesky' or 'eigh'; got {method!r}.")
+    if method not in ("auto", "cholesky", "eigh", "low-rank"):
+        raise ValueError(f"method must be 'auto', 'cholesky', 'low-rank' or 'eigh'; got {method!r}.")
     diff = mu1 - mu2
     tr = _trace_sqrt_product(cov1, cov2, method)
     return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * tr)
@@ -238,8 +244,8 @@ def frechet_distance(real: Any, fake: Any, *, eps: float = 0.0) -> float:
         if eps:
             s_r = s_r + eps * np.eye(d)
             s_f = s_f + eps * np.eye(d)
-        # a rank-deficient S_r (n <= d) has no Cholesky factor: go straight to its eigh root
-        method = "eigh" if n_r <= d else "auto"
+        # a rank-deficient S_r (n <= d) has no Cholesky factor: go straight to its pivoted one
+        method = "low-rank" if n_r <= d else "auto"
         return frechet_distance_from_stats(mu_r, s_r, mu_f, s_f, method=method)
 
 
@@ -332,7 +338,7 @@ def fid_infinity(real: Any, fake: Any, *, sizes: int = 10, min_fraction: float =
             ir, jf = order[order < n_r][:m], order[order < n_f][:m]
             mu_r, s_r = feature_statistics(real[ir])
             mu_f, s_f = feature_statistics(fake[jf])
-            vals[i] = frechet_distance_from_stats(mu_r, s_r, mu_f, s_f, method="eigh" if m <= d else "auto")
+            vals[i] = frechet_distance_from_stats(mu_r, s_r, mu_f, s_f, method="low-rank" if m <= d else "auto")
     x = 1.0 / ns.astype(np.float64)
     design = np.c_[np.ones_like(x), x]
     (intercept, slope), *_ = np.linalg.lstsq(design, vals, rcond=None)
