@@ -181,7 +181,7 @@ def _search(
         step = max(1, 2**24 // (width * d))
         for bs in range(0, len(x), step):
             diff = r_dev[safe_i[bs : bs + step]].double().sub_(xd[bs : bs + step, None, :])
-            exact[bs : bs + step] = torch.einsum("bkd,bkd->bk", diff, diff)
+            exact[bs : bs + step] = _sum_of_squares(diff)
         exact.masked_fill_(pad, math.inf)
         exact_s, idx_s = _sort_by_value_then_index(exact, safe_i.masked_fill(pad, len(r_dev)))
         res_d, res_i = exact_s[:, :k].clone(), idx_s[:, :k].clone()
@@ -287,6 +287,26 @@ def _candidates(
     return cand_i, overflow
 
 
+def _sum_of_squares(diff: torch.Tensor) -> torch.Tensor:
+    """Squared norms of the rows of ``diff`` (float64, ``(..., d)``, overwritten), each rounded the
+    same way wherever the row sits.
+
+    The exact stage must give a pair the same float64 distance in every layout: in a re-ranking
+    batch of any shape or width, or in the full scan of the fallback. Otherwise two searches that
+    certify different candidate lists (torch and faiss backends, other chunk sizes) could differ in
+    the last bit of a distance, or order a near-tie differently. A sum over a contiguous last axis
+    reduces each row on its own, in an order fixed by ``d``; ``einsum`` (the former re-ranking)
+    goes through batched-GEMM kernels whose order follows the batch shape (1-ulp differences at
+    d = 784), and differed from the scan's sum besides. The one exception is a reduction with a
+    single output, which torch splits across threads once it holds 32,768 values: a lone row is
+    reduced beside a copy of itself.
+    """
+    sq = diff.square_()
+    if sq.numel() == sq.shape[-1]:
+        return sq.reshape(1, -1).expand(2, -1).contiguous().sum(1)[:1].reshape(sq.shape[:-1])
+    return sq.sum(-1)
+
+
 def _sort_by_value_then_index(values: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sort each row by value, ties by index (two stable sorts: index first, then value)."""
     order = torch.argsort(indices, dim=1, stable=True)
@@ -301,8 +321,7 @@ def _exact_scan(
     """Float64 squared distances from one query to every reference; k smallest, ties to lower index."""
     d2 = torch.empty(len(r), dtype=torch.float64, device=r.device)
     for rs in range(0, len(r), ref_batch_size):
-        diff = r[rs : rs + ref_batch_size].double() - x
-        d2[rs : rs + ref_batch_size] = (diff * diff).sum(1)
+        d2[rs : rs + ref_batch_size] = _sum_of_squares(r[rs : rs + ref_batch_size].double() - x)
     if self_index is not None:
         d2[self_index] = math.inf
     # a stable sort of values stored in index order keeps ties in index order
