@@ -26,6 +26,16 @@ How it stays exact and fast (two stages, then a check):
 
 So the answer always equals brute-force float64 search, the float64 work is O(n (k + margin) d)
 plus rare fallbacks, and memory is bounded by the chunk sizes.
+
+**faiss backend.** On a CPU, with ``faiss`` installed (``pip install faiss-cpu``), stage 1 can run
+on ``faiss.IndexFlatL2`` over the same centred float32 references instead (``backend="faiss"``,
+or ``"auto"``): faiss returns each query's ``k + margin + 1`` smallest float32 squared distances,
+which it computes as ``|x|^2 + |y|^2 - 2 x.y`` (sgemm for large query blocks) or from explicit
+differences (small ones). Its float32 norms and their sum add ``(d + 2) u (|x|^2 + max|y|^2)``
+to ``B``; ``T`` follows from the k-th returned distance as above, and the query is certified
+when the last returned distance exceeds ``T`` (every reference faiss did not return is then
+farther still): its candidates are the returned ones at or below ``T``. Otherwise it goes to the
+fallback. Stages 2 and 3 are shared, so both backends return the same bits.
 """
 
 from __future__ import annotations
@@ -61,6 +71,7 @@ def nearest_neighbours(
     device: str | torch.device | None = None,
     exclude_self: bool = False,
     margin: int = 16,
+    backend: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact Euclidean k nearest references of every query, smallest first, ties to the lower index.
 
@@ -83,6 +94,12 @@ def nearest_neighbours(
         ``kneighbors()`` without ``X`` does.
     margin : int
         Extra float32 candidates per query re-ranked exactly; larger means fewer exact fallbacks.
+    backend : {"auto", "torch", "faiss"}
+        The float32 candidate stage: ``"torch"`` (chunked GEMMs, any device), ``"faiss"``
+        (``faiss.IndexFlatL2``, CPU only, needs ``pip install faiss-cpu``) or ``"auto"`` (faiss
+        when it is installed and the search runs on the CPU, else torch). The answer is the same
+        bit for bit; faiss is faster on a CPU. faiss uses at most ``torch.get_num_threads()``
+        OpenMP threads.
 
     Returns
     -------
@@ -128,22 +145,55 @@ def nearest_neighbours(
         raise ValueError("batch_size and ref_batch_size must be >= 1 and margin >= 0.")
     k = int(k)
     dev = torch.device(device) if device is not None else torch.device("cpu")
+    faiss = _faiss_for(backend, dev)
 
     # The certificate assumes IEEE float32 GEMMs: TF32 / bf16 matmuls ("high" / "medium"
     # precision) round far more, so run at "highest" and restore the caller's setting.
     prev = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("highest")
+    # faiss's OpenMP pool (and its OpenMP OpenBLAS) to the caller's torch thread count, so a
+    # matrix cell's thread budget holds; restored afterwards
+    prev_threads = faiss.omp_get_max_threads() if faiss is not None else 0
+    if faiss is not None:
+        faiss.omp_set_num_threads(torch.get_num_threads())
     try:
-        return _search(q, r, k, batch_size, ref_batch_size, dev, exclude_self, min(k + margin, m_eff), m_eff)
+        return _search(q, r, k, batch_size, ref_batch_size, dev, exclude_self, min(k + margin, m_eff), m_eff, faiss)
     finally:
         torch.set_float32_matmul_precision(prev)
+        if faiss is not None:
+            faiss.omp_set_num_threads(prev_threads)
+
+
+def _faiss_for(backend: str, dev: torch.device) -> Any:
+    """The ``faiss`` module when the candidate stage runs on faiss, else None (see ``backend``)."""
+    if backend not in ("auto", "torch", "faiss"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'faiss'; got {backend!r}.")
+    if backend == "torch" or (backend == "auto" and dev.type != "cpu"):
+        return None
+    if dev.type != "cpu":
+        raise ValueError(
+            f"backend='faiss' searches on the CPU (faiss-cpu), but device={str(dev)!r}; pass device='cpu', "
+            f"or backend='torch' (or 'auto') to search on {dev.type}."
+        )
+    try:
+        import faiss
+    except ImportError as e:
+        if backend == "auto":
+            return None
+        raise ImportError(
+            "backend='faiss' needs the faiss package, which is not installed: pip install faiss-cpu "
+            "(or genbench[bench]); or pass backend='torch' (or 'auto') for the built-in search, which "
+            "returns the same answer."
+        ) from e
+    return faiss
 
 
 def _search(
     q: torch.Tensor, r: torch.Tensor, k: int, batch_size: int, ref_batch_size: int, dev: torch.device,
-    exclude_self: bool, kp: int, m_eff: int,
+    exclude_self: bool, kp: int, m_eff: int, faiss: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate search, exact re-ranking and fallback (see the module docstring)."""
+    """Candidate search (torch, or faiss when ``faiss`` is the module), exact re-ranking and
+    fallback (see the module docstring)."""
     n, d = q.shape
     # References on the device once: originals (for exact float64 work) and the centred float32
     # copy with its squared norms (for the GEMM). Centring on the mean cuts cancellation error.
@@ -154,11 +204,21 @@ def _search(
     for rs in range(0, len(r_dev), ref_batch_size):
         mu += r_dev[rs : rs + ref_batch_size].sum(0).double()
     mu /= len(r_dev)
-    r32 = torch.empty(r_dev.shape, dtype=torch.float32, device=dev)
-    for rs in range(0, len(r_dev), ref_batch_size):
-        r32[rs : rs + ref_batch_size] = _centre32(r_dev[rs : rs + ref_batch_size], mu)
-    r32_sq = (r32 * r32).sum(1)
-    r_norm_max = float(r32_sq.max().sqrt())
+    if faiss is None:
+        r32 = torch.empty(r_dev.shape, dtype=torch.float32, device=dev)
+        for rs in range(0, len(r_dev), ref_batch_size):
+            r32[rs : rs + ref_batch_size] = _centre32(r_dev[rs : rs + ref_batch_size], mu)
+        r32_sq = (r32 * r32).sum(1)
+        r_norm_max = float(r32_sq.max().sqrt())
+    else:
+        # the same centred float32 references, chunk by chunk straight into faiss's own copy
+        index = faiss.IndexFlatL2(d)
+        r_sq_max = 0.0
+        for rs in range(0, len(r_dev), ref_batch_size):
+            c = _centre32(r_dev[rs : rs + ref_batch_size], mu)
+            r_sq_max = max(r_sq_max, float((c * c).sum(1).max()))
+            index.add(c.numpy())
+        r_norm_max = math.sqrt(r_sq_max)
 
     out_d = np.empty((n, k), dtype=np.float64)
     out_i = np.empty((n, k), dtype=np.int64)
@@ -168,8 +228,13 @@ def _search(
         x32 = _centre32(x, mu)
         x32_sq = (x32 * x32).sum(1).double()
         bound = 2.0 * (d + 8) * _U32 * (x32_sq.sqrt() + r_norm_max) ** 2
-        cand_i, overflow = _candidates(x32, x32_sq, bound, r32, r32_sq, k, kp, d, ref_batch_size,
-                                       qs if exclude_self else None)
+        if faiss is None:
+            cand_i, overflow = _candidates(x32, x32_sq, bound, r32, r32_sq, k, kp, d, ref_batch_size,
+                                           qs if exclude_self else None)
+        else:
+            # faiss's float32 norms: see _candidates_faiss
+            bound += (d + 2) * _U32 * (x32_sq + r_norm_max**2)
+            cand_i, overflow = _candidates_faiss(index, x32, bound, k, kp, d, qs if exclude_self else None)
 
         # exact float64 re-ranking of the candidates (padding: index -1), ties broken by lower
         # index; in row blocks so the (rows, width, d) difference tensor stays near 2^24 values
@@ -285,6 +350,59 @@ def _candidates(
             cand_v, j = torch.topk(cand_v, w, dim=1, largest=False, sorted=False)
             cand_i = torch.gather(cand_i, 1, j)
     return cand_i, overflow
+
+
+def _candidates_faiss(
+    index: Any, x32: torch.Tensor, bound: torch.Tensor, k: int, kp: int, d: int, self_offset: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_candidates` with ``faiss.IndexFlatL2`` (over the centred float32 references) as the
+    float32 stage; same returns: candidate indices (b, w) padded with -1, and the overflow mask.
+
+    faiss returns, per query, the ``kp + 1`` smallest of its float32 squared distances (one more
+    with ``exclude_self``, where the query's own index is dropped): exactly the smallest of the
+    values it computed, so every reference it did not return has a value at or above the last
+    one returned. Those values come from one of two formulas, and ``bound`` (the caller's ``B``
+    plus ``(d + 2) u (|x|^2 + max|y|^2)``) covers the rounding of either:
+
+    - large query blocks: ``fl(fl(|x|^2) + fl(|y|^2)) - 2 fl(x.y)``, norms and dot product by
+      float32 sums (sgemm), negative results set to 0 (which only moves them toward the true,
+      non-negative value). The dot product (``2 gamma_d |x||y|``), ``|y|^2`` (``gamma_d |y|^2``)
+      and the last subtraction (``u (|x| + |y|)^2``) err as in the torch GEMM, whose worst case,
+      centring included, is ``(d + 4) u (|x| + |y|)^2`` to first order and which ``B`` covers
+      twice over. faiss adds two terms torch does not have, as torch leaves ``|x|^2`` out of the
+      float32 work: its float32 ``|x|^2`` (``gamma_d |x|^2``) and the addition ``|x|^2 + |y|^2``
+      (``u (1 + gamma_d)(|x|^2 + |y|^2)``). The added ``(d + 2) u (|x|^2 + max|y|^2)`` covers
+      both to first order (``gamma_d = d u + O(d^2 u^2)``); their second-order remainder, like
+      ``B``'s own, sits in ``B``'s factor-2 margin;
+    - small query blocks: ``sum (x_i - y_i)^2`` in float32, which errs by at most
+      ``gamma_(d+2) |x - y|^2 <= gamma_(d+2) (|x| + |y|)^2``, inside ``B`` alone.
+
+    With ``v_k`` the k-th smallest returned value (the query itself left out), every reference
+    above ``T = (v_k + 2 bound)(1 + 4 (d + 2) u64)`` is farther in float64 than k others (module
+    docstring; here ``T`` stays in float64, where comparing the float32 values loses nothing).
+    So a query is certified when the last returned value exceeds ``T``, or when faiss returned
+    every reference; its candidates are the returned ones at or below ``T``. Any other query (and
+    any with a non-finite value, from float32 overflow) is flagged for the exact fallback.
+    """
+    b = len(x32)
+    m = index.ntotal
+    width = min(kp + 1 + (self_offset is not None), m)
+    approx, idx = index.search(x32.numpy(), width)
+    approx = approx.astype(np.float64)
+    usable = idx >= 0
+    if self_offset is not None:
+        usable &= idx != (self_offset + np.arange(b))[:, None]
+    vk = np.partition(np.where(usable, approx, np.inf), k - 1, axis=1)[:, k - 1]
+    thr = (vk + 2.0 * bound.numpy()) * (1.0 + 4.0 * (d + 2) * _U64)
+    # NaN-safe: a comparison with NaN is False, so such a query is not certified
+    certified = np.isfinite(approx).all(1) & (idx >= 0).all(1) & ((width == m) | (approx.max(1) > thr))
+    cand = usable & (approx <= thr[:, None]) & certified[:, None]
+    # compact each row's candidates to the left, padding with -1 (at least k columns: the caller
+    # takes the first k after sorting, and overflowing rows are replaced anyway)
+    w = max(int(cand.sum(1).max()), k)
+    order = np.argsort(~cand, axis=1, kind="stable")[:, :w]
+    cand_i = np.where(np.take_along_axis(cand, order, 1), np.take_along_axis(idx, order, 1), -1)
+    return torch.from_numpy(cand_i), torch.from_numpy(~certified)
 
 
 def _sum_of_squares(diff: torch.Tensor) -> torch.Tensor:
