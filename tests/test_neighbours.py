@@ -117,6 +117,18 @@ def test_large_offset_is_still_exact(backend):
     np.testing.assert_allclose(dist, o_d, rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_spread_beyond_float32_range_falls_back_to_the_exact_scan(backend):
+    # centred values past float32's range make the float32 stage meaningless (inf - inf); the
+    # affected queries must still get the float64 answer, never a padding index
+    r = np.array([[0.0, 0.0], [1e39, 0.0], [1.0, 0.0], [-1e39, 1.0]])
+    q = np.array([[0.5, 0.0], [9e38, 0.0], [-2e39, 0.0]])
+    dist, idx = nearest_neighbours(q, r, k=2, backend=_backend(backend))
+    o_d, o_i = _oracle(q, r, 2)
+    np.testing.assert_array_equal(idx, o_i)
+    np.testing.assert_allclose(dist, o_d, rtol=1e-12, atol=0)
+
+
 def test_images_tensors_and_arrays_give_the_same_answer():
     rng = np.random.default_rng(7)
     imgs = rng.random((30, 1, 8, 8)).astype(np.float32)

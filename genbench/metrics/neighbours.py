@@ -236,6 +236,9 @@ def _search(
             bound += (d + 2) * _U32 * (x32_sq + r_norm_max**2)
             cand_i, overflow = _candidates_faiss(faiss, r32.numpy(), x32, bound, k, kp, d,
                                                  qs if exclude_self else None)
+        # a spread beyond float32's range makes a centred norm, and so the bound, infinite: the
+        # float32 stage then knows nothing (inf - inf is NaN), and the exact scan answers
+        overflow |= ~torch.isfinite(bound).to(overflow.device)
 
         # exact float64 re-ranking of the candidates (padding: index -1, distance inf), ties
         # broken by lower index
