@@ -97,10 +97,11 @@ def nearest_neighbours(
         Extra float32 candidates per query re-ranked exactly; larger means fewer exact fallbacks.
     backend : {"auto", "torch", "faiss"}
         The float32 candidate stage: ``"torch"`` (chunked GEMMs, any device), ``"faiss"``
-        (``faiss.IndexFlatL2``, CPU only, needs ``pip install faiss-cpu``) or ``"auto"`` (faiss
-        when it is installed and the search runs on the CPU, else torch). The answer is the same
-        bit for bit; faiss is faster on a CPU. faiss uses at most ``torch.get_num_threads()``
-        OpenMP threads.
+        (faiss's exhaustive search, the kernel of ``faiss.IndexFlatL2``; CPU only, needs
+        ``pip install faiss-cpu``) or ``"auto"`` (faiss when it is installed and the search runs
+        on the CPU, else torch). The answer is the same bit for bit; faiss is faster on a CPU.
+        faiss runs with ``torch.get_num_threads()`` OpenMP threads, in query blocks of
+        ``batch_size`` (its own working block: ``batch_size`` x 1,024 floats).
 
     Returns
     -------
