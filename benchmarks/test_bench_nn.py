@@ -4,15 +4,20 @@ Sizes grow from digits (400 generated x 1,258 training images x 64 pixels) throu
 MNIST-subset sizes to MNIST itself (10,000 x 60,000 x 784; minutes, so it runs only with
 ``GENBENCH_BENCH_LARGE=1``). Inputs are float32 (images / features as they arrive).
 
-- ``genbench``: :func:`genbench.metrics.neighbours.nearest_neighbours`, exact (equal to a float64
-  brute-force search, ties to the lower index);
+- ``genbench``: :func:`genbench.metrics.neighbours.nearest_neighbours` with ``backend="torch"``
+  (its own float32 GEMM candidate stage), exact (equal to a float64 brute-force search, ties to
+  the lower index);
+- ``genbench-faiss``: the same search with ``backend="faiss"`` (faiss's exhaustive float32 search
+  as the candidate stage, certified and re-ranked the same way; what ``backend="auto"``, the
+  default, picks on a CPU with faiss installed), when ``faiss-cpu`` is installed; skipped otherwise;
 - ``sklearn-brute``: ``NearestNeighbors(algorithm="brute")``, float32 GEMM expansion;
 - ``faiss-flat-l2``: ``faiss.IndexFlatL2`` (exhaustive, float32), when ``faiss-cpu`` is installed
   (``pip install faiss-cpu``); skipped otherwise.
 
 The peers compute in float32 without a certificate, so ours does strictly more work per pair.
-Every timed answer is checked against a float64 brute force on the first 100 queries: ours and
-scikit-learn's must match the indices exactly; faiss's mismatches are recorded, not asserted.
+Every timed answer is checked against a float64 brute force on the first 100 queries: ours (both
+backends) and scikit-learn's must match the indices exactly; faiss's mismatches are recorded, not
+asserted.
 
 Run: ``.venv/bin/python -m pytest benchmarks/test_bench_nn.py -m "" --benchmark-only`` (``-m gpu``
 for CUDA).
@@ -45,8 +50,8 @@ def _data(n: int, m: int, d: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.random((n, d), dtype=np.float32), rng.random((m, d), dtype=np.float32)
 
 
-def _ours(device: str | None):
-    return lambda q, r, k: nearest_neighbours(q, r, k=k, device=device)
+def _ours(device: str | None, backend: str = "torch"):
+    return lambda q, r, k: nearest_neighbours(q, r, k=k, device=device, backend=backend)
 
 
 def _sklearn(q, r, k):
@@ -71,11 +76,13 @@ def _has_faiss() -> bool:
     return True
 
 
+_NO_FAISS = pytest.mark.skipif(not _has_faiss(), reason="faiss-cpu not installed (pip install faiss-cpu)")
+
 IMPLS = [
     pytest.param(("genbench", _ours(None)), id="genbench"),
+    pytest.param(("genbench-faiss", _ours(None, "faiss")), id="genbench-faiss", marks=_NO_FAISS),
     pytest.param(("sklearn-brute", _sklearn), id="sklearn-brute"),
-    pytest.param(("faiss-flat-l2", _faiss), id="faiss-flat-l2", marks=pytest.mark.skipif(
-        not _has_faiss(), reason="faiss-cpu not installed (pip install faiss-cpu)")),
+    pytest.param(("faiss-flat-l2", _faiss), id="faiss-flat-l2", marks=_NO_FAISS),
     pytest.param(("genbench-cuda", _ours("cuda")), id="genbench-cuda", marks=[
         pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]),
 ]

@@ -26,6 +26,17 @@ How it stays exact and fast (two stages, then a check):
 
 So the answer always equals brute-force float64 search, the float64 work is O(n (k + margin) d)
 plus rare fallbacks, and memory is bounded by the chunk sizes.
+
+**faiss backend.** On a CPU, with ``faiss`` installed (``pip install faiss-cpu``), stage 1 can run
+on faiss's exhaustive search (the kernel of ``faiss.IndexFlatL2``) over the same centred float32
+references instead (``backend="faiss"``, or ``"auto"``): it returns each query's ``k + 3`` (then,
+for the few it could not certify, ``k + margin + 1``) smallest float32 squared distances, which it
+computes as ``|x|^2 + |y|^2 - 2 x.y`` (sgemm) or from explicit differences. Its float32 norms and
+their sum add ``(d + 2) u (|x|^2 + max|y|^2)`` to ``B``; ``T`` follows from the k-th returned
+distance as above, and the query is certified when the last returned distance exceeds ``T``
+(every reference faiss did not return is then farther still): its candidates are the returned
+ones at or below ``T``. Otherwise it goes to the fallback. Stages 2 and 3 are shared and compute
+each pair's float64 distance the same way in any layout, so both backends return the same bits.
 """
 
 from __future__ import annotations
@@ -61,6 +72,7 @@ def nearest_neighbours(
     device: str | torch.device | None = None,
     exclude_self: bool = False,
     margin: int = 16,
+    backend: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact Euclidean k nearest references of every query, smallest first, ties to the lower index.
 
@@ -83,6 +95,13 @@ def nearest_neighbours(
         ``kneighbors()`` without ``X`` does.
     margin : int
         Extra float32 candidates per query re-ranked exactly; larger means fewer exact fallbacks.
+    backend : {"auto", "torch", "faiss"}
+        The float32 candidate stage: ``"torch"`` (chunked GEMMs, any device), ``"faiss"``
+        (faiss's exhaustive search, the kernel of ``faiss.IndexFlatL2``; CPU only, needs
+        ``pip install faiss-cpu``) or ``"auto"`` (faiss when it is installed and the search runs
+        on the CPU, else torch). The answer is the same bit for bit; faiss is faster on a CPU.
+        faiss runs with ``torch.get_num_threads()`` OpenMP threads, in query blocks of
+        ``batch_size`` (its own working block: ``batch_size`` x 1,024 floats).
 
     Returns
     -------
@@ -128,22 +147,60 @@ def nearest_neighbours(
         raise ValueError("batch_size and ref_batch_size must be >= 1 and margin >= 0.")
     k = int(k)
     dev = torch.device(device) if device is not None else torch.device("cpu")
+    faiss = _faiss_for(backend, dev)
 
     # The certificate assumes IEEE float32 GEMMs: TF32 / bf16 matmuls ("high" / "medium"
     # precision) round far more, so run at "highest" and restore the caller's setting.
     prev = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("highest")
+    # faiss's OpenMP pool (and its OpenMP OpenBLAS) to the caller's torch thread count, so a
+    # matrix cell's thread budget holds; and faiss's sgemm route for every query block: by default
+    # it takes it only from 128,000 query values (n d) and below that subtracts pair by pair, 2x
+    # slower at 400 x 1,258 x 64 and 10x for a few hundred queries at d = 784 (the bound covers
+    # both routes). Both restored afterwards.
+    if faiss is not None:
+        prev_faiss = faiss.omp_get_max_threads(), faiss.cvar.distance_compute_blas_threshold
+        faiss.omp_set_num_threads(torch.get_num_threads())
+        faiss.cvar.distance_compute_blas_threshold = 0
     try:
-        return _search(q, r, k, batch_size, ref_batch_size, dev, exclude_self, min(k + margin, m_eff), m_eff)
+        return _search(q, r, k, batch_size, ref_batch_size, dev, exclude_self, min(k + margin, m_eff), m_eff, faiss)
     finally:
         torch.set_float32_matmul_precision(prev)
+        if faiss is not None:
+            faiss.omp_set_num_threads(prev_faiss[0])
+            faiss.cvar.distance_compute_blas_threshold = prev_faiss[1]
+
+
+def _faiss_for(backend: str, dev: torch.device) -> Any:
+    """The ``faiss`` module when the candidate stage runs on faiss, else None (see ``backend``)."""
+    if backend not in ("auto", "torch", "faiss"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'faiss'; got {backend!r}.")
+    if backend == "torch" or (backend == "auto" and dev.type != "cpu"):
+        return None
+    if dev.type != "cpu":
+        raise ValueError(
+            f"backend='faiss' searches on the CPU (faiss-cpu), but device={str(dev)!r}; pass device='cpu', "
+            f"or backend='torch' (or 'auto') to search on {dev.type}."
+        )
+    try:
+        import faiss
+    except ImportError as e:
+        if backend == "auto":
+            return None
+        raise ImportError(
+            "backend='faiss' needs the faiss package, which is not installed: pip install faiss-cpu "
+            "(or genbench[bench]); or pass backend='torch' (or 'auto') for the built-in search, which "
+            "returns the same answer."
+        ) from e
+    return faiss
 
 
 def _search(
     q: torch.Tensor, r: torch.Tensor, k: int, batch_size: int, ref_batch_size: int, dev: torch.device,
-    exclude_self: bool, kp: int, m_eff: int,
+    exclude_self: bool, kp: int, m_eff: int, faiss: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate search, exact re-ranking and fallback (see the module docstring)."""
+    """Candidate search (torch, or faiss when ``faiss`` is the module), exact re-ranking and
+    fallback (see the module docstring)."""
     n, d = q.shape
     # References on the device once: originals (for exact float64 work) and the centred float32
     # copy with its squared norms (for the GEMM). Centring on the mean cuts cancellation error.
@@ -154,10 +211,14 @@ def _search(
     for rs in range(0, len(r_dev), ref_batch_size):
         mu += r_dev[rs : rs + ref_batch_size].sum(0).double()
     mu /= len(r_dev)
+    # (in blocks of _block_values(dev) values, written in place: full-size temporaries would be
+    # more copies of the references, page-faulted in on every call)
     r32 = torch.empty(r_dev.shape, dtype=torch.float32, device=dev)
-    for rs in range(0, len(r_dev), ref_batch_size):
-        r32[rs : rs + ref_batch_size] = _centre32(r_dev[rs : rs + ref_batch_size], mu)
-    r32_sq = (r32 * r32).sum(1)
+    r32_sq = torch.empty(len(r_dev), dtype=torch.float32, device=dev)
+    step = max(1, _block_values(dev) // d)
+    for rs in range(0, len(r_dev), step):
+        c = _centre32(r_dev[rs : rs + step], mu, out=r32[rs : rs + step])
+        r32_sq[rs : rs + step] = (c * c).sum(1)
     r_norm_max = float(r32_sq.max().sqrt())
 
     out_d = np.empty((n, k), dtype=np.float64)
@@ -168,22 +229,24 @@ def _search(
         x32 = _centre32(x, mu)
         x32_sq = (x32 * x32).sum(1).double()
         bound = 2.0 * (d + 8) * _U32 * (x32_sq.sqrt() + r_norm_max) ** 2
-        cand_i, overflow = _candidates(x32, x32_sq, bound, r32, r32_sq, k, kp, d, ref_batch_size,
-                                       qs if exclude_self else None)
+        if faiss is None:
+            cand_i, overflow = _candidates(x32, x32_sq, bound, r32, r32_sq, k, kp, d, ref_batch_size,
+                                           qs if exclude_self else None)
+        else:
+            # faiss's float32 norms: see _candidates_faiss
+            bound += (d + 2) * _U32 * (x32_sq + r_norm_max**2)
+            cand_i, overflow = _candidates_faiss(faiss, r32.numpy(), x32, bound, k, kp, d,
+                                                 qs if exclude_self else None)
+        # a spread beyond float32's range makes a centred norm, and so the bound, infinite: the
+        # float32 stage then knows nothing (inf - inf is NaN), and the exact scan answers
+        overflow |= ~torch.isfinite(bound).to(overflow.device)
 
-        # exact float64 re-ranking of the candidates (padding: index -1), ties broken by lower
-        # index; in row blocks so the (rows, width, d) difference tensor stays near 2^24 values
+        # exact float64 re-ranking of the candidates (padding: index -1, distance inf), ties
+        # broken by lower index
         xd = x.double()
-        width = cand_i.shape[1]
         pad = cand_i < 0
-        safe_i = cand_i.clamp(min=0)
-        exact = torch.empty(cand_i.shape, dtype=torch.float64, device=dev)
-        step = max(1, 2**24 // (width * d))
-        for bs in range(0, len(x), step):
-            diff = r_dev[safe_i[bs : bs + step]].double().sub_(xd[bs : bs + step, None, :])
-            exact[bs : bs + step] = torch.einsum("bkd,bkd->bk", diff, diff)
-        exact.masked_fill_(pad, math.inf)
-        exact_s, idx_s = _sort_by_value_then_index(exact, safe_i.masked_fill(pad, len(r_dev)))
+        exact = _exact_candidates(xd, r_dev, cand_i)
+        exact_s, idx_s = _sort_by_value_then_index(exact, cand_i.masked_fill(pad, len(r_dev)))
         res_d, res_i = exact_s[:, :k].clone(), idx_s[:, :k].clone()
         for row in torch.nonzero(overflow).flatten().tolist():
             res_d[row], res_i[row] = _exact_scan(xd[row], r_dev, k, ref_batch_size, qs + row if exclude_self else None)
@@ -192,14 +255,23 @@ def _search(
     return out_d, out_i
 
 
-def _centre32(a: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-    """``a - mu`` rounded to float32. Any common shift leaves distances unchanged; what the error
-    bound needs is that each centred value carries at most one float32 rounding, relative to the
-    centred value. float32 input: subtract the float32-rounded mean in float32 (one rounding).
-    float64 input: subtract in float64, then round once."""
+def _centre32(a: torch.Tensor, mu: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a - mu`` rounded to float32 (into ``out`` when given). Any common shift leaves distances
+    unchanged; what the error bound needs is that each centred value carries at most one float32
+    rounding, relative to the centred value. float32 input: subtract the float32-rounded mean in
+    float32 (one rounding). float64 input: subtract in float64, then round once."""
     if a.dtype == torch.float32:
-        return a - mu.float()
-    return (a.double() - mu).float()
+        return torch.sub(a, mu.float(), out=out)
+    if out is None:
+        return (a.double() - mu).float()
+    return out.copy_(a.double() - mu)
+
+
+def _block_values(dev: torch.device) -> int:
+    """Values per block of the elementwise passes: about 2^17 on a CPU, where a block stays in
+    cache and the allocator reuses it (a fresh block of tens of MB page-faults its way in at a
+    cost like the arithmetic's), and 2^24 elsewhere, where fewer, larger kernels win."""
+    return 2**17 if dev.type == "cpu" else 2**24
 
 
 def _candidates(
@@ -287,6 +359,123 @@ def _candidates(
     return cand_i, overflow
 
 
+def _candidates_faiss(
+    faiss: Any, r32: np.ndarray, x32: torch.Tensor, bound: torch.Tensor, k: int, kp: int, d: int,
+    self_offset: int | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_candidates` with faiss's exhaustive float32 search (``faiss.knn``, the kernel of
+    ``IndexFlatL2.search``, run on the centred references ``r32`` without an index's copy of them)
+    as the float32 stage; same returns: candidate indices (b, w) padded with -1, and the overflow
+    mask.
+
+    faiss returns, per query, the ``width`` smallest of its float32 squared distances (one more
+    with ``exclude_self``, where the query's own index is dropped): exactly the smallest of the
+    values it computed, so every reference it did not return has a value at or above the last
+    one returned. Those values come from one of two formulas (faiss picks by the query block's
+    size; :func:`nearest_neighbours` asks for the first throughout, for speed), and ``bound`` (the
+    caller's ``B`` plus ``(d + 2) u (|x|^2 + max|y|^2)``) covers the rounding of either:
+
+    - sgemm route: ``fl(fl(|x|^2) + fl(|y|^2)) - 2 fl(x.y)``, norms and dot product by
+      float32 sums (sgemm), negative results set to 0 (which only moves them toward the true,
+      non-negative value). The dot product (``2 gamma_d |x||y|``), ``|y|^2`` (``gamma_d |y|^2``)
+      and the last subtraction (``u (|x| + |y|)^2``) err as in the torch GEMM, whose worst case,
+      centring included, is ``(d + 4) u (|x| + |y|)^2`` to first order and which ``B`` covers
+      twice over. faiss adds two terms torch does not have, as torch leaves ``|x|^2`` out of the
+      float32 work: its float32 ``|x|^2`` (``gamma_d |x|^2``) and the addition ``|x|^2 + |y|^2``
+      (``u (1 + gamma_d)(|x|^2 + |y|^2)``). The added ``(d + 2) u (|x|^2 + max|y|^2)`` covers
+      both to first order (``gamma_d = d u + O(d^2 u^2)``); their second-order remainder, like
+      ``B``'s own, sits in ``B``'s factor-2 margin;
+    - pair by pair: ``sum (x_i - y_i)^2`` in float32, which errs by at most
+      ``gamma_(d+2) |x - y|^2 <= gamma_(d+2) (|x| + |y|)^2``, inside ``B`` alone.
+
+    With ``v_k`` the k-th smallest returned value (the query itself left out), every reference
+    above ``T = (v_k + 2 bound)(1 + 4 (d + 2) u64)`` is farther in float64 than k others (module
+    docstring; here ``T`` stays in float64, where comparing the float32 values loses nothing).
+    So a query is certified when the last returned value exceeds ``T``, and its candidates are
+    the returned ones at or below ``T``; or when faiss returned every reference, and then they
+    all are.
+
+    Two widths: ``k + 3`` first, then ``kp + 1`` for the queries the first could not certify
+    (uniform data at 2,000 x 20,000 x 784: 20% of the queries have one reference beyond the
+    k-th within ``T``, 3% two, 0.35% three or more; faiss's shorter heap is the cheaper). Any
+    query the second cannot certify either (or with a non-finite value, from float32 overflow)
+    is flagged for the exact fallback.
+    """
+    b = len(x32)
+    m = len(r32)
+    x32 = x32.numpy()
+    bound = bound.numpy()
+    own = self_offset + np.arange(b) if self_offset is not None else None
+    cand = np.full((b, 0), -1, dtype=np.int64)
+    todo = np.arange(b)
+    widths = sorted({min(k + 3, kp + 1), kp + 1})
+    for width in widths:
+        width = min(width + (own is not None), m)
+        approx, idx = faiss.knn(x32 if len(todo) == b else x32[todo], r32, width)
+        approx = approx.astype(np.float64)
+        usable = idx >= 0
+        if own is not None:
+            usable &= idx != own[todo, None]
+        vk = np.partition(np.where(usable, approx, np.inf), k - 1, axis=1)[:, k - 1]
+        thr = (vk + 2.0 * bound[todo]) * (1.0 + 4.0 * (d + 2) * _U64)
+        # NaN-safe: a comparison with NaN is False, so such a query is not certified
+        certified = np.isfinite(approx).all(1) & (idx >= 0).all(1) & ((width == m) | (approx.max(1) > thr))
+        keep = usable & ((width == m) | (approx <= thr[:, None])) & certified[:, None]
+        # the columns up to the last one holding a candidate (faiss sorts its answer, so these
+        # are the first few), the others padded with -1
+        w = int(np.flatnonzero(keep.any(0))[-1]) + 1 if keep.any() else 0
+        if w > cand.shape[1]:
+            cand = np.concatenate([cand, np.full((b, w - cand.shape[1]), -1, dtype=np.int64)], 1)
+        cand[todo, :w] = np.where(keep[:, :w], idx[:, :w], -1)
+        todo = todo[~certified]
+        if not len(todo):
+            break
+    overflow = np.zeros(b, dtype=bool)
+    overflow[todo] = True
+    # at least k columns: the caller takes the first k after sorting (overflowing rows are
+    # replaced by the fallback's answer)
+    if cand.shape[1] < k:
+        cand = np.concatenate([cand, np.full((b, k - cand.shape[1]), -1, dtype=np.int64)], 1)
+    return torch.from_numpy(cand), torch.from_numpy(overflow)
+
+
+def _exact_candidates(xd: torch.Tensor, r: torch.Tensor, cand_i: torch.Tensor) -> torch.Tensor:
+    """Float64 squared distances from each query (rows of ``xd``) to its candidates ``cand_i``
+    (b, w), inf where the index is -1 (padding).
+
+    Only the real (query, candidate) pairs are computed (padding would be a third of the work
+    where a few rows of a batch have k + 2 candidates), in blocks of ``_block_values`` values.
+    """
+    out = torch.full(cand_i.shape, math.inf, dtype=torch.float64, device=r.device)
+    rows, cols = torch.nonzero(cand_i >= 0, as_tuple=True)
+    ref = cand_i[rows, cols]
+    step = max(1, _block_values(r.device) // r.shape[1])
+    for s in range(0, len(ref), step):
+        diff = r.index_select(0, ref[s : s + step]).double().sub_(xd.index_select(0, rows[s : s + step]))
+        out[rows[s : s + step], cols[s : s + step]] = _sum_of_squares(diff)
+    return out
+
+
+def _sum_of_squares(diff: torch.Tensor) -> torch.Tensor:
+    """Squared norms of the rows of ``diff`` (float64, ``(..., d)``, overwritten), each rounded the
+    same way wherever the row sits.
+
+    The exact stage must give a pair the same float64 distance in every layout: in a re-ranking
+    batch of any shape or width, or in the full scan of the fallback. Otherwise two searches that
+    certify different candidate lists (torch and faiss backends, other chunk sizes) could differ in
+    the last bit of a distance, or order a near-tie differently. A sum over a contiguous last axis
+    reduces each row on its own, in an order fixed by ``d``; ``einsum`` (the former re-ranking)
+    goes through batched-GEMM kernels whose order follows the batch shape (1-ulp differences at
+    d = 784), and differed from the scan's sum besides. The one exception is a reduction with a
+    single output, which torch splits across threads once it holds 32,768 values: a lone row is
+    reduced beside a copy of itself.
+    """
+    sq = diff.square_()
+    if sq.numel() == sq.shape[-1]:
+        return sq.reshape(1, -1).expand(2, -1).contiguous().sum(1)[:1].reshape(sq.shape[:-1])
+    return sq.sum(-1)
+
+
 def _sort_by_value_then_index(values: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sort each row by value, ties by index (two stable sorts: index first, then value)."""
     order = torch.argsort(indices, dim=1, stable=True)
@@ -301,8 +490,7 @@ def _exact_scan(
     """Float64 squared distances from one query to every reference; k smallest, ties to lower index."""
     d2 = torch.empty(len(r), dtype=torch.float64, device=r.device)
     for rs in range(0, len(r), ref_batch_size):
-        diff = r[rs : rs + ref_batch_size].double() - x
-        d2[rs : rs + ref_batch_size] = (diff * diff).sum(1)
+        d2[rs : rs + ref_batch_size] = _sum_of_squares(r[rs : rs + ref_batch_size].double() - x)
     if self_index is not None:
         d2[self_index] = math.inf
     # a stable sort of values stored in index order keeps ties in index order
