@@ -21,7 +21,7 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 OURS = "genbench"
 # per-suite numbers worth a column of their own
 EXTRA = {"iwae": ("examples_per_s", "share_network_forward", "share_model_calls"),
-         "pixelcnn-sampling": ("images_per_s",)}
+         "pixelcnn-sampling": ("images_per_s",), "ais": ("examples_per_s_per_1k_steps",)}
 
 
 def _fmt_time(s: float) -> str:

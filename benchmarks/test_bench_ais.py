@@ -20,17 +20,13 @@ import math
 
 import pytest
 import torch
+from _bench import run_timed
 
 from genbench.metrics.likelihood.ais import ais_log_likelihood
 
 N_CHAINS, LEAPFROG = 16, 10
 # (n_examples, n_steps) per case: seconds each on one CPU core
 CASES = {"ppca-d5-z2": (32, 20), "vae-digits-z8": (32, 10)}
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    torch.set_num_threads(2)
 
 
 class _PPCA:
@@ -104,9 +100,9 @@ def test_ais_throughput(benchmark, case, impl, device):
         n, n_steps = 4 * n, 2 * n_steps  # keep the GPU busy enough to measure it
     model, x = _model(case, dev)
     x = x[:n] if len(x) >= n else x.repeat(math.ceil(n / len(x)), *([1] * (x.ndim - 1)))[:n]
-    benchmark.extra_info.update(case=case, impl=impl, device=device, n_examples=n, n_steps=n_steps,
-                                n_chains=N_CHAINS, leapfrog=LEAPFROG, torch_threads=torch.get_num_threads())
-    benchmark.pedantic(IMPLS[impl], args=(model, x, n_steps, dev), rounds=2, iterations=1, warmup_rounds=0)
+    # the suite's one thread budget (benchmarks/conftest.py), like every other suite
+    run_timed(benchmark, IMPLS[impl], model, x, n_steps, dev, suite="ais", case=f"{case}-{device}", impl=impl,
+              rounds=2, device=device, n_examples=n, n_steps=n_steps, n_chains=N_CHAINS, leapfrog=LEAPFROG)
     seconds = benchmark.stats.stats.min
     benchmark.extra_info["examples_per_s_per_1k_steps"] = n * (n_steps / 1000) / seconds
     assert seconds > 0
