@@ -16,6 +16,7 @@ them).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -46,18 +47,11 @@ class Folded(nn.Module):
         return h.reshape(len(x), *self.out_shape)
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
 def _linear_map(layer: nn.Module, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]] | None:
     """(W (in, out), b (out,), output shape) of a linear or convolution layer on inputs of ``shape``, or None."""
-    p = layer.weight if isinstance(layer, nn.Linear | nn.Conv2d | nn.ConvTranspose2d) else None
-    if p is None:
+    if not isinstance(layer, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
         return None
+    p = layer.weight
     if isinstance(layer, nn.Linear):
         if len(shape) != 1:
             return None
@@ -65,7 +59,7 @@ def _linear_map(layer: nn.Module, shape: tuple[int, ...]) -> tuple[torch.Tensor,
         return layer.weight.T, b, (layer.out_features,)
     if len(shape) != 3 or (isinstance(layer, nn.Conv2d) and layer.padding_mode != "zeros"):
         return None
-    n_in = _numel(shape)
+    n_in = math.prod(shape)
     eye = torch.eye(n_in, dtype=p.dtype, device=p.device).reshape(n_in, *shape)
     # the identity basis through the layer without its bias: row i is the layer's response to input i
     if isinstance(layer, nn.Conv2d):
@@ -87,7 +81,7 @@ def _batch_norm(layer: nn.Module, shape: tuple[int, ...]) -> tuple[torch.Tensor,
     if layer.affine:
         scale = scale * layer.weight
     shift = -layer.running_mean * scale + (layer.bias if layer.affine else 0)
-    per = _numel(shape) // len(scale)
+    per = math.prod(shape) // len(scale)
     return scale.repeat_interleave(per), shift.repeat_interleave(per)
 
 
@@ -138,7 +132,7 @@ def fold_affine(layers: Sequence[nn.Module], in_shape: Sequence[int], *,
                 else:
                     w, b = w * scale, b * scale + shift
                 continue
-            if _numel(shape) ** 2 > 4 * max_entries:  # the identity basis alone would be too large
+            if math.prod(shape) ** 2 > 4 * max_entries:  # the identity basis alone would be too large
                 return None
             got = _linear_map(layer, shape)
             if got is None:

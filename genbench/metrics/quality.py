@@ -114,8 +114,10 @@ def _trace_sqrt_product_impl(s_r: np.ndarray, s_f: np.ndarray, method: str) -> f
 
     With S_r = L L^T, S_r S_f = L (L^T S_f L) L^-1 is similar to the symmetric PSD matrix
     L^T S_f L, so its eigenvalues are real and non-negative up to rounding: no complex numbers,
-    no NaN (PROTOCOLS.md). A singular S_r has no Cholesky factor; its symmetric root R gives
-    R S_f R, whose eigenvalues equal those of S_r S_f as well (R^2 S_f ~ R S_f R).
+    no NaN (PROTOCOLS.md). A singular S_r has no Cholesky factor: a pivoted one, S_r = Q Q^T with Q
+    (d, rank), gives Q^T S_f Q, whose eigenvalues are the nonzero ones of S_r S_f; where that does
+    not apply (``"eigh"``, or S_r numerically of full rank), its symmetric root R gives R S_f R, whose
+    eigenvalues equal those of S_r S_f as well (R^2 S_f ~ R S_f R).
     """
     from scipy.linalg import blas, eigh
 
