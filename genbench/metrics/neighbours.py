@@ -255,6 +255,12 @@ def _search(
     return out_d, out_i
 
 
+def _threshold(vk: Any, bound: Any, d: int) -> Any:
+    """T = (v_k + 2B)(1 + 4 (d + 2) u64), in float64 squared-distance units (tensors or arrays): every
+    reference whose approximate distance exceeds it is provably farther than k others (module docstring)."""
+    return (vk + 2.0 * bound) * (1.0 + 4.0 * (d + 2) * _U64)
+
+
 def _centre32(a: torch.Tensor, mu: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """``a - mu`` rounded to float32 (into ``out`` when given). Any common shift leaves distances
     unchanged; what the error bound needs is that each centred value carries at most one float32
@@ -288,7 +294,6 @@ def _candidates(
     b = len(x32)
     dev = x32.device
     inf = torch.tensor(math.inf, dtype=torch.float32, device=dev)
-    slack = 1.0 + 4.0 * (d + 2) * _U64
     topk_v = torch.empty((b, 0), dtype=torch.float32, device=dev)  # running k smallest approximations
     cand_v = torch.empty((b, 0), dtype=torch.float32, device=dev)
     cand_i = torch.empty((b, 0), dtype=torch.int64, device=dev)
@@ -329,7 +334,7 @@ def _candidates(
         else:
             # T in float64, back in |y|^2 - 2 x.y units, rounded up to float32 (a superset is safe)
             vk = topk_v.amax(1).double() + x32_sq
-            thr = torch.nextafter(((vk + 2.0 * bound) * slack - x32_sq).float(), inf)
+            thr = torch.nextafter((_threshold(vk, bound, d) - x32_sq).float(), inf)
         # usually at most kk of the chunk's references are within T, and then they are among the
         # kk smallest just found; only ties and near-ties need a wider selection
         need = (v_all[:, kk] <= thr) if kx > kk else None
@@ -417,7 +422,7 @@ def _candidates_faiss(
         if own is not None:
             usable &= idx != own[todo, None]
         vk = np.partition(np.where(usable, approx, np.inf), k - 1, axis=1)[:, k - 1]
-        thr = (vk + 2.0 * bound[todo]) * (1.0 + 4.0 * (d + 2) * _U64)
+        thr = _threshold(vk, bound[todo], d)
         # NaN-safe: a comparison with NaN is False, so such a query is not certified
         certified = np.isfinite(approx).all(1) & (idx >= 0).all(1) & ((width == m) | (approx.max(1) > thr))
         keep = usable & ((width == m) | (approx <= thr[:, None])) & certified[:, None]
