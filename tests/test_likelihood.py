@@ -9,6 +9,7 @@ model whose log-probability is known for the exact path.
 from __future__ import annotations
 
 import math
+import platform
 
 import numpy as np
 import pytest
@@ -476,6 +477,36 @@ def test_gmm_recovers_a_known_mixture_density():
     assert abs(diff.mean()) < 0.02, diff.mean()
     again = gmm_log_likelihood(draw(6000, 0), test, validation=draw(1000, 1), n_components_grid=(1, 2, 3, 5), seed=0)
     np.testing.assert_array_equal(fit.test_log_likelihood, again.test_log_likelihood)
+
+
+def test_gmm_flushes_subnormal_responsibilities_and_fits_exactly_as_scikit_learn():
+    """Clusters 38 standard deviations apart: some responsibilities exp(log_resp) fall between -745 and
+    -708 nats, into float64's subnormals, which the fit flushes to zero for speed. The fit equals
+    scikit-learn's own, run without flushing, to the bit; and the thread's setting is restored."""
+    from sklearn.mixture import GaussianMixture
+
+    from genbench._runtime import _flushing_denormals, flush_denormals
+
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0] * 4, [38.0, 0, 0, 0], [76.0, 0, 0, 0]])
+    s, v, t = (centres[rng.integers(0, 3, n)] + rng.normal(size=(n, 4)) for n in (3000, 300, 300))
+    peer = GaussianMixture(n_components=3, covariance_type="full", reg_covar=1e-6, random_state=0).fit(s)
+    resp = np.exp(peer._estimate_log_prob_resp(s)[1])
+    assert ((resp > 0) & (resp < np.finfo(np.float64).tiny)).sum() > 10  # the case the flush is for
+    assert not _flushing_denormals()
+    fit = gmm_log_likelihood(s, t, validation=v, n_components_grid=(2, 3), seed=0)
+    assert not _flushing_denormals()
+    assert fit.n_components == 3
+    assert fit.table[1]["n_iter"] == peer.n_iter_
+    np.testing.assert_array_equal(fit.test_log_likelihood, peer.score_samples(t))
+    np.testing.assert_array_equal(fit.model.covariances_, peer.covariances_)
+    with flush_denormals():
+        on = _flushing_denormals()
+        with flush_denormals():
+            pass
+        assert _flushing_denormals() == on  # the inner one restores "on"
+    assert on or platform.machine() not in ("x86_64", "AMD64")
+    assert not _flushing_denormals()
 
 
 def test_gmm_bad_input():
