@@ -33,8 +33,8 @@ from genbench.metrics.likelihood._weights import (
 IWAE_K_FINAL = 5000
 
 
-def importance_sampled_log_likelihood(model: Any, x: Any, *, k: int = 5000, batch_size: int = 64,
-                                      k_chunk: int = 512, seed: int = 0, device: Any = None) -> LikelihoodEstimate:
+def importance_sampled_log_likelihood(model: Any, x: Any, *, k: int = 5000, batch_size: int = 16,
+                                      k_chunk: int = 256, seed: int = 0, device: Any = None) -> LikelihoodEstimate:
     """Importance-sampled log p(x) for a :class:`~genbench.protocols.LatentVariableModel`.
 
     ``log p(x) ~= logmeanexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)]``, ``z_k ~ q(z|x)``.
@@ -51,6 +51,10 @@ def importance_sampled_log_likelihood(model: Any, x: Any, *, k: int = 5000, batc
     k : importance samples per example, >= 2 (5000 is the published standard for final numbers;
         for k = 1 use :func:`elbo`).
     batch_size, k_chunk : examples and draws per model call (k_chunk is rounded to a multiple of 128).
+        The default 16 x 256 = 4,096 rows per call keeps a decoder's outputs within a few MB. Bigger
+        calls are slower on a CPU, not faster: at 64 x 512 the digits VAE's categorical outputs are
+        35 MB per call, each allocated afresh by the OS (page faults) and streamed through memory
+        instead of cache; its k = 1000 estimate on the 359 test digits took 2.6 s instead of 1.2 s.
     seed : seeds the draws; same seed, same numbers. With a Gaussian proposal the draws for
         example ``i`` depend only on ``(seed, i)``: not on batch_size, k_chunk or device.
     device : where the model runs (default: the device of its parameters, else CPU).
@@ -172,7 +176,7 @@ def _mc_stderr(est: LikelihoodEstimate) -> float:
     protocol_params={"k": "k"},
     description="importance-sampled log-likelihood (IWAE-k bound) of a latent-variable model, nats/example",
 )
-def iwae_measure(model: Any, x: Any, *, k: int = IWAE_K_FINAL, batch_size: int = 64, k_chunk: int = 512,
+def iwae_measure(model: Any, x: Any, *, k: int = IWAE_K_FINAL, batch_size: int = 16, k_chunk: int = 256,
                  seed: int = 0, device: Any = None, levels: int | None = None,
                  model_space: str = "mass") -> Measurement:
     """:func:`importance_sampled_log_likelihood` as a :class:`Measurement` (mean over examples +- stderr).
