@@ -90,11 +90,11 @@ def test_fid_identical_sets_is_zero_and_fid_is_symmetric():
     assert frechet_distance(x, y) > 1.0
 
 
-def test_fid_agrees_with_scipy_sqrtm_at_full_rank():
+@pytest.mark.parametrize("d", [32, 300])  # 300: above _SINGLE_THREAD_MAX_D, Cholesky and eigenvalues by torch
+def test_fid_agrees_with_scipy_sqrtm_at_full_rank(d):
     from scipy import linalg
 
     rng = np.random.default_rng(4)
-    d = 32
     x = rng.normal(size=(500, d)) @ random_spd(rng, d)
     y = rng.normal(size=(600, d)) @ random_spd(rng, d) + 0.3
     m1, m2 = x.mean(0), y.mean(0)

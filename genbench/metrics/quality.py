@@ -109,6 +109,46 @@ def _trace_sqrt_product(s_r: np.ndarray, s_f: np.ndarray, method: str) -> float:
         return _trace_sqrt_product_impl(s_r, s_f, method)
 
 
+def _cholesky(s: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of S; raises ``numpy.linalg.LinAlgError`` where S is not numerically PD.
+
+    Wide matrices go through torch (LAPACK dpotrf from the BLAS torch ships, MKL on x86), about 1.4x
+    faster than numpy's at d = 2048 on one thread; narrow ones stay in numpy (see _SINGLE_THREAD_MAX_D).
+    """
+    if s.shape[0] <= _SINGLE_THREAD_MAX_D:
+        return np.linalg.cholesky(s)
+    import torch
+
+    factor, info = torch.linalg.cholesky_ex(_as_torch(s))
+    if int(info) != 0:
+        raise np.linalg.LinAlgError(f"leading minor {int(info)} is not positive definite")
+    return factor.numpy()
+
+
+def _eigvalsh(m: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a symmetric matrix (its lower triangle is read).
+
+    Narrow matrices: scipy's LAPACK dsyev (implicit QL/QR of the tridiagonal form, the fastest driver
+    there). Wide ones: torch's eigvalsh, whose LAPACK (MKL on x86) reduces to tridiagonal form about
+    twice as fast as scipy's at d = 2048 on one thread (0.33 s against 0.66 s here).
+    """
+    if m.shape[0] <= _SINGLE_THREAD_MAX_D:
+        from scipy.linalg import eigh
+
+        return eigh(m, eigvals_only=True, driver="ev", overwrite_a=True, check_finite=False)
+    import torch
+
+    return torch.linalg.eigvalsh(_as_torch(m)).numpy()
+
+
+def _as_torch(a: np.ndarray) -> Any:
+    """A float64 CPU tensor sharing ``a``'s memory where it can (a copy for read-only or strided arrays)."""
+    import torch
+
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    return torch.from_numpy(a) if a.flags.writeable else torch.tensor(a)
+
+
 def _trace_sqrt_product_impl(s_r: np.ndarray, s_f: np.ndarray, method: str) -> float:
     """Tr (S_r S_f)^1/2 from a symmetric matrix with the same eigenvalues as S_r S_f.
 
@@ -119,12 +159,12 @@ def _trace_sqrt_product_impl(s_r: np.ndarray, s_f: np.ndarray, method: str) -> f
     not apply (``"eigh"``, or S_r numerically of full rank), its symmetric root R gives R S_f R, whose
     eigenvalues equal those of S_r S_f as well (R^2 S_f ~ R S_f R).
     """
-    from scipy.linalg import blas, eigh
+    from scipy.linalg import blas
 
     root = None
     if method in ("auto", "cholesky"):  # "low-rank": S_r is known to be rank-deficient (n <= d)
         try:
-            root = np.linalg.cholesky(s_r)
+            root = _cholesky(s_r)
         except np.linalg.LinAlgError:
             if method == "cholesky":
                 raise
@@ -140,8 +180,7 @@ def _trace_sqrt_product_impl(s_r: np.ndarray, s_f: np.ndarray, method: str) -> f
     else:  # two triangular products (n^3 flops each) instead of two general ones (2 n^3)
         m = blas.dtrmm(1.0, root, blas.dtrmm(1.0, root, s_f, side=1, lower=1), lower=1, trans_a=1)
     m = 0.5 * (m + m.T)  # exact symmetry for the symmetric solver; removes rounding asymmetry only
-    # eigenvalues only, by the implicit QL/QR of the tridiagonal form (LAPACK dsyev), the fastest driver here
-    ev = eigh(m, eigvals_only=True, driver="ev", overwrite_a=True, check_finite=False)
+    ev = _eigvalsh(m)  # eigenvalues only: no eigenvectors
     return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
 
 
