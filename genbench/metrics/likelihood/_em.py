@@ -1,0 +1,117 @@
+"""scikit-learn's Gaussian-mixture EM with its two full-covariance kernels batched over components.
+
+:class:`GaussianMixture` is ``sklearn.mixture.GaussianMixture`` itself (its k-means start, its EM loop
+and convergence test, its attributes and scoring), with the two steps that cost all the time
+replaced for ``covariance_type="full"``:
+
+- the E-step's Mahalanobis terms ``||(x - mu_k) L_k||^2`` of every component come from one matrix
+  product ``X @ [L_1 ... L_K]`` per block of rows, instead of a product, a subtraction and a square per
+  component over all rows;
+- the M-step's covariances come from one product ``X^T [r_1 X ... r_K X]`` per block of rows (data
+  centred on their mean first, so the subtraction of ``mu mu^T`` loses nothing), instead of a
+  weighted copy of the data and a product per component.
+
+Blocks hold ``_BLOCK_ENTRIES`` float64 values, so the working set stays in the core's cache. The
+arithmetic is the same up to summation order: fits agree with scikit-learn's to about 1e-12 relative,
+with the same number of EM iterations (tests/test_likelihood.py compares them). The digits matrix's
+sixteen GMM grids took 37.6 s instead of 55.7 s on one core (10,000 x 64 samples, 1 to 10 components;
+the 2-D mixtures' 50-component fits about 5x faster).
+
+Other covariance types run scikit-learn's own steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+from sklearn.mixture import GaussianMixture as _SkGaussianMixture
+
+#: float64 values per block of the batched products (512 kB: within a core's L2 cache)
+_BLOCK_ENTRIES = 1 << 16
+
+_ILL_DEFINED = ("Fitting the mixture model failed because some components have ill-defined empirical covariance "
+                "(for instance caused by singleton or collapsed samples). Try to decrease the number of "
+                "components, increase reg_covar, or scale the input data.")
+
+
+def _block_rows(n_components: int, n_features: int) -> int:
+    return max(1, _BLOCK_ENTRIES // (n_components * n_features))
+
+
+def log_gaussian_full(x: np.ndarray, means: np.ndarray, precisions_chol: np.ndarray) -> np.ndarray:
+    """log N(x_n; mu_k, Sigma_k) for every row and component: (N, D), (K, D), (K, D, D) -> (N, K).
+
+    ``precisions_chol[k]`` is the upper-triangular L_k with ``L_k L_k^T = Sigma_k^-1`` (scikit-learn's
+    ``precisions_cholesky_``).
+    """
+    n, d = x.shape
+    k = len(means)
+    log_det = np.log(precisions_chol.reshape(k, -1)[:, :: d + 1]).sum(1)
+    stacked = np.ascontiguousarray(precisions_chol.transpose(1, 0, 2)).reshape(d, k * d)  # [L_1 ... L_K]
+    offset = np.einsum("kd,kde->ke", means, precisions_chol).reshape(k * d)  # mu_k L_k
+    maha = np.empty((n, k))
+    rows = _block_rows(k, d)
+    for i in range(0, n, rows):
+        y = x[i:i + rows] @ stacked
+        y -= offset
+        np.square(y, out=y)
+        maha[i:i + rows] = y.reshape(len(y), k, d).sum(2)
+    return -0.5 * (d * math.log(2 * math.pi) + maha) + log_det
+
+
+def gaussian_parameters_full(x: np.ndarray, resp: np.ndarray,
+                             reg_covar: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(nk, means, covariances) of the M-step, as scikit-learn's ``_estimate_gaussian_parameters``."""
+    n, d = x.shape
+    k = resp.shape[1]
+    nk = resp.sum(0) + 10 * np.finfo(resp.dtype).eps
+    centre = x.mean(0)
+    xc = x - centre
+    mc = (resp.T @ xc) / nk[:, None]  # component means, relative to the centre
+    second = np.zeros((d, k * d))  # [X^T diag(r_1) X ... X^T diag(r_K) X] of the centred data
+    rows = _block_rows(k, d)
+    for i in range(0, n, rows):
+        xb = xc[i:i + rows]
+        second += xb.T @ (resp[i:i + rows, :, None] * xb[:, None, :]).reshape(len(xb), k * d)
+    cov = second.reshape(d, k, d).transpose(1, 0, 2) / nk[:, None, None] - mc[:, :, None] * mc[:, None, :]
+    diag = np.arange(d)
+    cov[:, diag, diag] += reg_covar
+    return nk, mc + centre, cov
+
+
+def precision_cholesky_full(cov: np.ndarray) -> np.ndarray:
+    """Upper-triangular L_k with L_k L_k^T = cov_k^-1, as scikit-learn's ``_compute_precision_cholesky``."""
+    k, d, _ = cov.shape
+    out = np.empty_like(cov)
+    eye = np.eye(d)
+    for j in range(k):
+        try:
+            chol = scipy.linalg.cholesky(cov[j], lower=True)
+        except np.linalg.LinAlgError:
+            raise ValueError(_ILL_DEFINED) from None
+        out[j] = scipy.linalg.solve_triangular(chol, eye, lower=True).T
+    return out
+
+
+class GaussianMixture(_SkGaussianMixture):
+    """``sklearn.mixture.GaussianMixture`` with batched full-covariance E- and M-steps (see the module)."""
+
+    def _batched(self, x: Any) -> bool:
+        return (self.covariance_type == "full" and isinstance(x, np.ndarray) and x.dtype == np.float64
+                and x.ndim == 2)
+
+    def _estimate_log_prob(self, X: Any, xp: Any = None) -> Any:
+        if not self._batched(X):
+            return super()._estimate_log_prob(X, xp=xp)
+        return log_gaussian_full(X, self.means_, self.precisions_cholesky_)
+
+    def _m_step(self, X: Any, log_resp: Any, xp: Any = None) -> None:
+        if not self._batched(X):
+            return super()._m_step(X, log_resp, xp=xp)
+        nk, self.means_, self.covariances_ = gaussian_parameters_full(X, np.exp(log_resp), self.reg_covar)
+        self.weights_ = nk / nk.sum()
+        self.precisions_cholesky_ = precision_cholesky_full(self.covariances_)
+        return None
