@@ -25,6 +25,7 @@ from genbench.harness.base import StepContext, TrainableModel, higher_is_better
 from genbench.harness.checkpoint import read_checkpoint, save_checkpoint
 from genbench.harness.config import TrainConfig
 from genbench.harness.curves import write_curves_csv, write_curves_png
+from genbench.harness.optim import flat_optimizers
 from genbench.harness.runtime import format_losses, progress_bar, resolve_device
 from genbench.harness.seeding import (
     capture_rng,
@@ -293,7 +294,8 @@ class Trainer:
         model.to(self.device)
         model.train()
         self.model = model
-        self.optimizers = model.configure_optimizers()
+        # plain Adam becomes FlatAdam: the same update to the bit, a few calls per step instead of six per tensor
+        self.optimizers = flat_optimizers(model.configure_optimizers())
         self.step_gen = make_generator(derive_seed(self.seed, "step"), self.device)
         # the global streams (dropout, a family's own torch.rand) start here; a resume then
         # replaces them with the checkpointed states
