@@ -71,6 +71,29 @@ def test_digits_splits_partition_sklearn_digits():
         assert np.allclose(ds.split(name).x.numpy()[:, 0] * 16, ref.images[i])
 
 
+def test_digits_are_read_as_load_digits_reads_them_without_importing_sklearn(monkeypatch):
+    """The CSV in scikit-learn's package folder, read without importing scikit-learn, gives load_digits'
+    images and labels exactly; so does the fallback through load_digits itself."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from genbench.data.embedded import _digits_table
+
+    ref = load_digits()
+    want = np.column_stack([ref.data, ref.target])
+    got = _digits_table()
+    assert got.dtype == np.float64 and np.array_equal(got, want)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert np.array_equal(_digits_table(), want)
+    code = ("import sys; from genbench.data import load_dataset; load_dataset('digits'); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_digits_deterministic_and_hashes():
     a, b = load_dataset("digits"), load_dataset("digits")
     for k in ("train", "val", "test"):
