@@ -1,7 +1,7 @@
 """scikit-learn's Gaussian-mixture EM with its full-covariance steps batched over components.
 
 :class:`GaussianMixture` is ``sklearn.mixture.GaussianMixture`` itself (its k-means start, its EM loop
-and convergence test, its attributes and scoring), with the two steps that cost all the time
+and convergence test, its attributes and scoring), with the steps that cost all the time
 replaced for ``covariance_type="full"``:
 
 - the E-step's Mahalanobis terms ``||(x - mu_k) L_k||^2`` of every component come from one matrix
