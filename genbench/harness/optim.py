@@ -38,7 +38,7 @@ class FlatAdam(torch.optim.Adam):
 
     def __init__(self, params: Any, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
-        self._flat: list[dict[str, Any]] | None = None  # per group: moments, step, sizes; None: build at next step
+        self._flat: list[dict[str, Any]] | None = None  # per group: moments and step counts; None: build at next step
         self._standard = False  # set for good once a step needed torch's own path
 
     # --- the flat state --------------------------------------------------------------------------

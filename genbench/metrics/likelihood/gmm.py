@@ -77,7 +77,7 @@ def _fit_grid(s: np.ndarray, v: np.ndarray, grid: Sequence[int], *, covariance_t
 
     The EM is scikit-learn's with its full-covariance steps batched over components
     (:class:`genbench.metrics.likelihood._em.GaussianMixture`: same iterations, values equal to about
-    1e-12 relative, 1.5x to 5x faster). It runs with BLAS limited to one thread, where BLAS threads cost
+    1e-12 relative, 1.5x to 2x faster). It runs with BLAS limited to one thread, where BLAS threads cost
     more than they give on these small products (measured with scikit-learn's own steps on the digits
     matrix inputs: 10 components, 64 dims, 10,000 samples, ~12x less CPU time). Subnormal floats are
     flushed to zero meanwhile (:func:`genbench._runtime.flush_denormals`): the responsibilities of
