@@ -28,16 +28,11 @@ import math
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 from sklearn.mixture import GaussianMixture as _SkGaussianMixture
+from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
 #: float64 values per block of the batched products (512 kB: within a core's L2 cache)
 _BLOCK_ENTRIES = 1 << 16
-
-_ILL_DEFINED = ("Fitting the mixture model failed because some components have ill-defined empirical covariance "
-                "(for instance caused by singleton or collapsed samples). Try to decrease the number of "
-                "components, increase reg_covar, or scale the input data.")
-
 
 def _block_rows(n_components: int, n_features: int) -> int:
     return max(1, _BLOCK_ENTRIES // (n_components * n_features))
@@ -95,20 +90,6 @@ def gaussian_parameters_full(x: np.ndarray, resp: np.ndarray,
     return nk, mc + centre, cov
 
 
-def precision_cholesky_full(cov: np.ndarray) -> np.ndarray:
-    """Upper-triangular L_k with L_k L_k^T = cov_k^-1, as scikit-learn's ``_compute_precision_cholesky``."""
-    k, d, _ = cov.shape
-    out = np.empty_like(cov)
-    eye = np.eye(d)
-    for j in range(k):
-        try:
-            chol = scipy.linalg.cholesky(cov[j], lower=True)
-        except np.linalg.LinAlgError:
-            raise ValueError(_ILL_DEFINED) from None
-        out[j] = scipy.linalg.solve_triangular(chol, eye, lower=True).T
-    return out
-
-
 class GaussianMixture(_SkGaussianMixture):
     """``sklearn.mixture.GaussianMixture`` with batched full-covariance E- and M-steps (see the module)."""
 
@@ -131,5 +112,5 @@ class GaussianMixture(_SkGaussianMixture):
             return super()._m_step(X, log_resp, xp=xp)
         nk, self.means_, self.covariances_ = gaussian_parameters_full(X, np.exp(log_resp), self.reg_covar)
         self.weights_ = nk / nk.sum()
-        self.precisions_cholesky_ = precision_cholesky_full(self.covariances_)
+        self.precisions_cholesky_ = _compute_precision_cholesky(self.covariances_, "full")
         return None
