@@ -159,7 +159,7 @@ def _trace_sqrt_product_impl(s_r: np.ndarray, s_f: np.ndarray, method: str) -> f
     not apply (``"eigh"``, or S_r numerically of full rank), its symmetric root R gives R S_f R, whose
     eigenvalues equal those of S_r S_f as well (R^2 S_f ~ R S_f R).
     """
-    from scipy.linalg import blas
+    from scipy.linalg import lapack
 
     root = None
     if method in ("auto", "cholesky"):  # "low-rank": S_r is known to be rank-deficient (n <= d)
@@ -177,10 +177,15 @@ def _trace_sqrt_product_impl(s_r: np.ndarray, s_f: np.ndarray, method: str) -> f
         else:
             r = _sym_sqrt_psd(s_r)
             m = r.T @ s_f @ r
-    else:  # two triangular products (n^3 flops each) instead of two general ones (2 n^3)
-        m = blas.dtrmm(1.0, root, blas.dtrmm(1.0, root, s_f, side=1, lower=1), lower=1, trans_a=1)
-    m = 0.5 * (m + m.T)  # exact symmetry for the symmetric solver; removes rounding asymmetry only
-    ev = _eigvalsh(m)  # eigenvalues only: no eigenvectors
+        m = 0.5 * (m + m.T)  # exact symmetry for the symmetric solver; removes rounding asymmetry only
+    else:
+        # L^T S_f L by LAPACK's reduction of a symmetric-definite pencil to standard form (dsygst, itype 2):
+        # it uses the symmetry of S_f, d^3 flops instead of the 2 d^3 of two triangular products, and
+        # fills the lower triangle, which is all the symmetric solver reads
+        m, info = lapack.dsygst(s_f, root, itype=2, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"LAPACK dsygst failed (info={info}) on a {s_f.shape[0]}-wide covariance")
+    ev = _eigvalsh(m)  # eigenvalues only, from the lower triangle: no eigenvectors
     return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
 
 
