@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -110,6 +111,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.executor == "local" and args.jobs != 1 and (os.cpu_count() or 1) > 1:
+        from genbench import _workers
+
+        _workers.prestart()  # the workers' imports run beside loading the matrix, not after it
     from genbench.matrix import load_matrix
     from genbench.runner import run_matrix
 

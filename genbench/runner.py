@@ -173,19 +173,21 @@ def _local(cells: list[Cell], root: Path, *, claim: Claim, jobs: int = 1, **_: A
             if claim(c):
                 yield execute_cell(c.to_dict(), str(root))
         return
-    import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
+    from genbench import _workers
+
     todo = list(cells)
     running: dict[Any, Cell] = {}
-    # spawn, not fork: a forked child of a process with torch threads running can deadlock
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # forked from a fork server that has imported what cells use (genbench._workers), not from this process:
+    # a forked child of a process with torch threads running can deadlock
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=_workers.context()) as pool:
         while todo or running:
             while todo and len(running) < jobs:
                 c = todo.pop(0)
                 if claim(c):
-                    running[pool.submit(execute_cell, c.to_dict(), str(root))] = c
+                    running[pool.submit(_workers.call, _workers.snapshot(), execute_cell, c.to_dict(), str(root))] = c
             if not running:
                 continue
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
