@@ -39,6 +39,9 @@ LEVELS = {
     "data": 1, "features": 1, "metrics": 1, "reports": 1,
     # level 2: orchestration
     "harness": 2, "matrix": 2, "runner": 2, "evaluate": 2, "scoring": 2,
+    # the local executor's worker processes (ARCHITECTURE.md puts executors at this level); _preload
+    # imports runner and evaluate by name, for the fork server
+    "_workers": 2, "_preload": 2,
     # level 3: entry points
     "api": 3, "cli": 3, "__main__": 3,
     # fetch: orchestration of data (data_root) and features (cache_root, weight formats)

@@ -38,7 +38,6 @@ def test_workers_come_from_a_single_threaded_fork_server_with_the_cells_modules(
 def test_a_worker_runs_with_the_drivers_environment_directory_and_path(pool, tmp_path, monkeypatch):
     pool.submit(os.getpid).result(timeout=120)  # the server has started before the settings change
     monkeypatch.setenv("GENBENCH_WORKER_PROBE", "set after the fork server started")
-    monkeypatch.delenv("GENBENCH_CACHE", raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
     driver = _workers.snapshot()
